@@ -10,6 +10,7 @@
 #define STRIGIL_TEST_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int test_failed_checks;
@@ -45,6 +46,8 @@ static int test_passed, test_failed;
 
 #define TEST(fn) do {							\
 	int test__before = test_failed_checks;				\
+	if (getenv("TEST_VERBOSE") != NULL)				\
+		fprintf(stderr, "RUN %s\n", #fn);			\
 	fn();								\
 	if (test_failed_checks == test__before) {			\
 		test_passed++;						\
