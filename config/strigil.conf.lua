@@ -1,0 +1,57 @@
+-- strigil.conf.lua: the Strigil daemon's configuration.
+--
+-- Lua syntax, run in a sandbox: plain assignments, tables for sections.
+-- Every setting is listed here with its default value. An unknown name or
+-- a value of the wrong type stops the daemon with this file's name and line.
+--
+-- Each setting can be overridden by an environment variable named STRIGIL_
+-- plus the setting's name upper-cased, with '.' written as '_':
+--   STRIGIL_DATABASE=:memory:  STRIGIL_QUIET_HOURS_FROM=22:00
+--   STRIGIL_LUA_MEMORY_MB=64   STRIGIL_CONSOLE=false
+-- STRIGIL_CONFIG picks another file than this one.
+
+-- SQLite database file holding patients, plans and history. ":memory:"
+-- keeps everything in memory (tests; lost on exit).
+database = "data/strigil.db"
+
+-- Folder of treatment protocols, one Lua file per protocol.
+protocols = "scripts/protocols"
+
+-- Protocol a new patient starts on unless the clinic picks another; the name
+-- of a file in `protocols` without ".lua".
+default_protocol = "iastm_home"
+
+-- Folder of the engine's own texts, one file per language.
+lang_dir = "scripts/lang"
+
+-- Language of the engine's texts when a patient has not chosen one.
+language = "en"
+
+-- Time zone of a new patient until they set their own: an IANA name such
+-- as "Europe/Berlin" or "America/New_York". Reminders follow its DST rules.
+timezone = "UTC"
+
+-- Daily reminder time ("HH:MM", patient's local time) when the protocol
+-- does not set one.
+reminder_time = "18:00"
+
+-- No messages start in this window (patient's local time); anything due is
+-- held until it ends. `from` later than `to` wraps midnight; equal times mean
+-- no quiet hours.
+quiet_hours = {
+	from = "21:00",
+	to = "08:00",
+}
+
+-- Limits for each protocol's Lua state.
+lua = {
+	memory_mb = 32,			-- memory per protocol state, in MiB
+	instructions = 10000000,	-- Lua instructions per handler call
+}
+
+-- Least severe log level written to stderr: "debug", "info", "warn" or
+-- "error".
+log_level = "info"
+
+-- Run the console chat adapter (stdin/stdout) under `strigil run`.
+console = true
