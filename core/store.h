@@ -1,0 +1,178 @@
+/*
+ * store.h: everything Strigil remembers, in one SQLite database.
+ *
+ * The database runs in WAL mode with versioned migrations (PRAGMA
+ * user_version). The engine wraps everything one event causes in one
+ * transaction (store_begin .. store_commit), so a crash leaves either all of
+ * it or none of it. Statements are prepared once and cached.
+ *
+ * Tables: patients, enrolments, protocol_state, sessions, answers, inbox
+ * (unique by adapter and external id, so nothing is handled twice), outbox
+ * (messages not yet delivered), jobs (scheduled work) and events (the audit
+ * trail of what the engine did).
+ *
+ * Functions return 0, STORE_NOTFOUND / STORE_DUPLICATE where documented, or
+ * -1 on a database error, which is logged (without patient data).
+ */
+#ifndef STRIGIL_STORE_H
+#define STRIGIL_STORE_H
+
+#include <stdint.h>
+
+#define STORE_NOTFOUND	1
+#define STORE_DUPLICATE	2
+
+struct store;
+
+struct store_patient {
+	int64_t	 id;
+	char	 adapter[32];
+	char	 chat[128];		/* the adapter's chat or room id */
+	char	 tz[64];		/* IANA zone */
+	int	 remind_min;		/* preferred reminder, minute of day */
+	char	 lang[16];
+	int	 consent;
+	int	 unreachable;
+	/* The questionnaire in progress: what the next message answers. */
+	char	 ask_q[32];		/* questionnaire id, "" when none */
+	int	 ask_i;			/* index of the question asked */
+	char	*ask_a;			/* answers so far, JSON object; owned */
+	int64_t	 created_at;
+};
+
+/* Enrolment status: one course of one protocol for one patient. */
+#define ENROL_SETUP	"setup"		/* consent, zone, reminder time */
+#define ENROL_SCREENING	"screening"
+#define ENROL_ACTIVE	"active"
+#define ENROL_PAUSED	"paused"	/* the patient paused; /resume lifts it */
+#define ENROL_HOLD	"hold"		/* clinical hold; the clinician lifts it */
+#define ENROL_FINISHED	"finished"
+#define ENROL_STOPPED	"stopped"	/* the patient stopped */
+#define ENROL_REFUSED	"refused"	/* screening refused home treatment */
+
+struct store_enrolment {
+	int64_t	 id;
+	int64_t	 patient_id;
+	char	 protocol[64];
+	int	 version;
+	char	 status[16];
+	int	 pressure;		/* index into the protocol's levels */
+	int	 sessions_done;
+	int64_t	 enrolled_at;
+	int64_t	 last_session_at;	/* 0 if none yet */
+	int64_t	 ended_at;		/* 0 while running */
+	char	*state;			/* protocol state, JSON; owned */
+};
+
+struct store_session {
+	int64_t	 id;
+	int64_t	 enrolment_id;
+	int	 number;		/* 1, 2, ... */
+	int	 pressure;
+	int64_t	 due_at;
+	char	 status[12];		/* due, done, skipped, missed */
+};
+
+struct store_job {
+	int64_t	 id;
+	int64_t	 patient_id;
+	int64_t	 enrolment_id;
+	char	 kind[16];		/* session, missed, ask, ... */
+	char	 arg[64];
+	int64_t	 due_at;
+};
+
+struct store_out {
+	int64_t	 id;
+	int64_t	 patient_id;		/* 0 for clinician messages */
+	char	 adapter[32];
+	char	 chat[128];
+	char	*body;			/* owned */
+	char	*meta;			/* JSON or NULL; owned */
+	int	 attempts;
+};
+
+/* Opens (creating if needed) and migrates the database at `path`; ":memory:"
+ * gives a private in-memory one. 0 or -1 with *cause set (caller frees). The
+ * store is freed by store_close(). */
+int	store_open(struct store **out, const char *path, char **cause);
+void	store_close(struct store *s);
+int	store_schema_version(struct store *s);
+
+int	store_begin(struct store *s);
+int	store_commit(struct store *s);
+int	store_rollback(struct store *s);
+/* A nested point inside a transaction, to undo a failed handler's work. */
+int	store_savepoint(struct store *s);
+int	store_rollback_savepoint(struct store *s);
+int	store_release_savepoint(struct store *s);
+
+/* Patients. store_patient_clear() frees what a get filled in. */
+int	store_patient_find(struct store *s, const char *adapter,
+	    const char *chat, struct store_patient *p);	/* or STORE_NOTFOUND */
+int	store_patient_get(struct store *s, int64_t id, struct store_patient *p);
+int	store_patient_insert(struct store *s, struct store_patient *p);
+int	store_patient_update(struct store *s, const struct store_patient *p);
+void	store_patient_clear(struct store_patient *p);
+
+/* The patient's latest enrolment, or STORE_NOTFOUND. */
+int	store_enrolment_current(struct store *s, int64_t patient_id,
+	    struct store_enrolment *e);
+int	store_enrolment_get(struct store *s, int64_t id,
+	    struct store_enrolment *e);
+int	store_enrolment_insert(struct store *s, struct store_enrolment *e);
+/* Updates the row and its protocol state. */
+int	store_enrolment_update(struct store *s, const struct store_enrolment *e);
+void	store_enrolment_clear(struct store_enrolment *e);
+
+/* Sessions. _open returns the session still "due", or STORE_NOTFOUND. */
+int	store_session_insert(struct store *s, struct store_session *ss);
+int	store_session_open(struct store *s, int64_t enrolment_id,
+	    struct store_session *ss);
+int	store_session_close(struct store *s, int64_t id, const char *status,
+	    int64_t t);
+
+int	store_answer_insert(struct store *s, int64_t patient_id,
+	    int64_t enrolment_id, const char *questionnaire,
+	    const char *question, const char *value, int64_t t);
+
+/* Inbox: STORE_DUPLICATE if (adapter, external_id) was stored before. */
+int	store_inbox_insert(struct store *s, const char *adapter,
+	    const char *external_id, const char *chat, const char *body,
+	    int64_t t, int64_t *id);
+int	store_inbox_close(struct store *s, int64_t id, const char *status,
+	    const char *error);
+
+/* Outbox. _next gives the oldest undelivered message for `adapter` whose
+ * not_before has come, or STORE_NOTFOUND; free with store_out_clear(). */
+int	store_outbox_insert(struct store *s, int64_t patient_id,
+	    const char *adapter, const char *chat, const char *body,
+	    const char *meta, int64_t t, int64_t *id);
+int	store_outbox_next(struct store *s, const char *adapter, int64_t now,
+	    struct store_out *o);
+int	store_outbox_sent(struct store *s, int64_t id, int64_t t);
+int	store_outbox_retry(struct store *s, int64_t id, int64_t not_before);
+int	store_outbox_depth(struct store *s, int64_t *n);
+void	store_out_clear(struct store_out *o);
+
+/* Jobs. _next_due gives the earliest pending due time or STORE_NOTFOUND;
+ * _take the earliest pending job due at or before `now`. */
+int	store_job_insert(struct store *s, struct store_job *j);
+int	store_job_next_due(struct store *s, int64_t *due);
+int	store_job_take(struct store *s, int64_t now, struct store_job *j);
+int	store_job_close(struct store *s, int64_t id, const char *status,
+	    const char *error, int64_t t);
+/* Cancels the enrolment's pending jobs of `kind` (all kinds if NULL). */
+int	store_job_cancel(struct store *s, int64_t enrolment_id,
+	    const char *kind, int64_t t);
+/* The due time of the enrolment's pending job of `kind`, or STORE_NOTFOUND. */
+int	store_job_pending(struct store *s, int64_t enrolment_id,
+	    const char *kind, struct store_job *j);
+int	store_job_count(struct store *s, int64_t *n);
+
+/* Events: the audit trail (kind plus a JSON object of details). */
+int	store_event_insert(struct store *s, int64_t patient_id,
+	    int64_t enrolment_id, int64_t t, const char *kind,
+	    const char *data);
+
+#endif
