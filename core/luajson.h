@@ -1,0 +1,27 @@
+/*
+ * luajson.h: moving protocol state between Lua tables and JSON (cJSON).
+ *
+ * Protocol state (ctx.state) lives in the database as JSON between events.
+ * Only plain data crosses: strings, numbers, booleans and tables whose keys
+ * are all strings (an object) or 1..n (an array). Functions, userdata,
+ * cycles, tables deeper than LUAJSON_MAX_DEPTH and states larger than
+ * LUAJSON_MAX_BYTES are refused with a clear message.
+ */
+#ifndef STRIGIL_LUAJSON_H
+#define STRIGIL_LUAJSON_H
+
+#include <cjson/cJSON.h>
+#include <lua.h>
+
+#define LUAJSON_MAX_DEPTH	16
+#define LUAJSON_MAX_BYTES	(64 * 1024)
+
+/* Pushes `json` (may be NULL: an empty table) as a Lua value. Must run
+ * inside a protected call: it may raise a memory error. */
+void	 luajson_push(lua_State *L, const cJSON *json);
+
+/* Encodes the value at `idx` as compact JSON text. Returns the text (caller
+ * frees) or NULL with *cause set (caller frees). Does not call metamethods. */
+char	*luajson_encode(lua_State *L, int idx, char **cause);
+
+#endif

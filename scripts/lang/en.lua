@@ -1,0 +1,64 @@
+-- The engine's own texts in English. Parameters appear as {name}.
+-- A protocol's `messages` table can override any of these for its patients;
+-- a translation is a file like this one named after its language (de.lua).
+return {
+  help = [[Here is what I understand:
+/today - what is planned for today
+/done - you finished today's session
+/snooze - remind me again in an hour
+/skip - skip today's session
+/progress - how your course is going
+/pause and /resume - take a break from reminders
+/stop - end the course
+/help - this list]],
+
+  unknown_patient = "Hello! To begin, send /start (or open the link your clinic gave you).",
+  unknown_command = "I don't know that command. Send /help to see what I can do.",
+  not_understood = "I didn't catch that. Send /help to see what I can do.",
+  invite_unknown = "That invite code isn't valid. Please ask your clinic for a new link.",
+  already_enrolled = "You're already signed up. Send /today to see what's planned.",
+  not_enrolled = "You aren't following a course right now. Send /start to begin one.",
+
+  welcome = "Hello! I'm your home-treatment coach for \"{title}\". I'll remind you of your sessions, guide you through them, and check in afterwards so your clinic can adjust the plan.",
+  q_setup_consent = "Your answers are stored securely for your clinic and used only to guide this treatment. You can stop at any time with /stop. Do you agree?",
+  q_setup_timezone = "Which time zone are you in? Reply 1 for {default}, or write it like Europe/Berlin or America/New_York.",
+  q_setup_reminder = "What time of day suits you for reminders? Reply 1 for {default}, or write a time like 07:30 or 18:00.",
+  consent_declined = "No problem. Nothing more will be stored. If you change your mind, send /start.",
+  setup_done = "Thanks! I'll use the time zone {zone} and remind you around {time}.",
+
+  yes = "Yes",
+  no = "No",
+  thanks = "Thank you, I've noted that.",
+  hint_integer = "Please answer with a number from {min} to {max}.",
+  hint_yesno = "Please answer yes or no (1 or 2).",
+  hint_choice = "Please answer with one of the numbers shown (1 to {count}).",
+  hint_text = "Please write a short answer in plain text.",
+  hint_timezone = "I don't know that time zone. Please write it like Europe/Berlin or America/New_York, or reply 1 for the suggested one.",
+  hint_time = "Please write a time like 07:30 or 18:00, or reply 1 for the suggested one.",
+  hint_time_quiet = "I don't send messages between {from} and {to}. Please pick a time outside those hours.",
+
+  session_reminder = "Time for session {session}, at {pressure} pressure:",
+  session_reminder_end = "Send /done when you've finished, /snooze to be reminded in an hour, or /skip to skip today.",
+  session_done = "Well done! Session noted.",
+  session_skipped = "Okay, today's session is skipped.",
+  snoozed = "I'll remind you again at {when}.",
+  next_session = "Your next session is planned for {when}, at {pressure} pressure.",
+  no_session_planned = "There's no session planned right now.",
+  pressure_changed = "From your next session on, please use {pressure} pressure.",
+  progress = "Day {day} of {days}. Sessions done: {done}. Current pressure: {pressure}. Status: {status}.",
+
+  paused = "Your reminders are paused. Send /resume whenever you're ready to carry on.",
+  resumed = "Welcome back! Your reminders are on again.",
+  not_paused = "Your course isn't paused.",
+  status_paused = "Your course is paused. Send /resume to carry on.",
+  status_hold = "Your plan is on hold until your clinician has been in touch. If things get worse, please contact your clinic directly.",
+  paused_hold = "I've paused your plan and told your clinician. Please stop the treatment for now and contact your clinic. If it's urgent, call them or seek medical help.",
+  course_finished = "Your course is complete. Thank you for sticking with it! Your clinic can see how it went.",
+
+  q_stop_confirm = "Do you want to end your course? Your reminders will stop.",
+  stop_cancelled = "Good, your course carries on.",
+  stopped = "Your course has ended and you won't get more reminders. Send /start if you want to begin again.",
+
+  holding = "Thanks, I've saved that. Something went wrong on my side, so your clinic's team will look into it. If you feel worse, please contact your clinic directly.",
+  escalation = "Patient #{patient} ({protocol}, day {day}): {reason}",
+}
