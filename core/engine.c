@@ -1,0 +1,517 @@
+/*
+ * engine.c: the engine's life cycle, its protocols, and the two ways an
+ * event enters it: a patient's message and a due job. Each runs in one
+ * transaction; see engine.h.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "engine_int.h"
+#include "log.h"
+#include "xmalloc.h"
+
+int
+engine_new(struct engine **out, const struct config *cfg, struct store *st,
+    char **cause)
+{
+	struct engine	*e = xcalloc(1, sizeof *e);
+
+	e->cfg = cfg;
+	e->st = st;
+	e->limits.memory = cfg->lua_memory;
+	e->limits.instructions = cfg->lua_instructions;
+	if (catalog_load(cfg->lang_dir, &e->cat, cause) != 0) {
+		free(e);
+		return -1;
+	}
+	engine_ask_init(e);
+	*out = e;
+	return 0;
+}
+
+void
+engine_free(struct engine *e)
+{
+	int	i;
+
+	if (e == NULL)
+		return;
+	for (i = 0; i < e->nprotos; i++) {
+		proto_free(e->protos[i].p);
+		free(e->protos[i].path);
+	}
+	free(e->protos);
+	for (i = 0; i < e->npending; i++)
+		cJSON_Delete(e->pending[i].data);
+	free(e->pending);
+	engine_ask_free(e);
+	catalog_free(e->cat);
+	free(e);
+}
+
+/* ---- protocols ---------------------------------------------------- */
+
+struct protocol *
+engine_protocol(struct engine *e, const char *id)
+{
+	int	i;
+
+	for (i = 0; i < e->nprotos; i++)
+		if (strcmp(e->protos[i].p->id, id) == 0)
+			return e->protos[i].p;
+	return NULL;
+}
+
+struct protocol *
+engine_default_protocol(struct engine *e)
+{
+	struct protocol	*p = NULL;
+
+	if (e->cfg->default_protocol != NULL)
+		p = engine_protocol(e, e->cfg->default_protocol);
+	if (p == NULL && e->nprotos > 0)
+		p = e->protos[0].p;
+	return p;
+}
+
+int
+engine_load_file(struct engine *e, const char *path, char **cause)
+{
+	struct protocol	*p;
+
+	if (proto_load(path, &e->limits, &p, cause) != 0)
+		return -1;
+	if (engine_protocol(e, p->id) != NULL) {
+		*cause = xasprintf("%s: a protocol with id '%s' is loaded "
+		    "already", path, p->id);
+		proto_free(p);
+		return -1;
+	}
+	e->protos = xrealloc(e->protos, (size_t)(e->nprotos + 1) *
+	    sizeof *e->protos);
+	e->protos[e->nprotos].path = xstrdup(path);
+	e->protos[e->nprotos].p = p;
+	e->nprotos++;
+	log_info("event=protocol_loaded protocol=%s version=%d", p->id,
+	    p->version);
+	return 0;
+}
+
+static int
+engine_is_lua(const char *name)
+{
+	size_t	n = strlen(name);
+
+	return n > 4 && name[0] != '.' && strcmp(name + n - 4, ".lua") == 0;
+}
+
+static int
+engine_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+engine_load_dir(struct engine *e, const char *dir, char **cause)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		**names = NULL, *path;
+	int		 n = 0, i, rc = 0;
+
+	if ((d = opendir(dir)) == NULL) {
+		*cause = xasprintf("%s: cannot open the protocol folder", dir);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (!engine_is_lua(de->d_name))
+			continue;
+		names = xrealloc(names, (size_t)(n + 1) * sizeof *names);
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	/* Sorted, so which protocol comes first never depends on the disk. */
+	qsort(names, (size_t)n, sizeof *names, engine_name_cmp);
+	for (i = 0; i < n; i++) {
+		path = xasprintf("%s/%s", dir, names[i]);
+		if (rc == 0)
+			rc = engine_load_file(e, path, cause);
+		free(path);
+		free(names[i]);
+	}
+	free(names);
+	return rc;
+}
+
+int
+engine_ready(struct engine *e, char **cause)
+{
+	if (e->nprotos == 0) {
+		*cause = xstrdup("no protocol is loaded");
+		return -1;
+	}
+	if (e->cfg->default_protocol != NULL &&
+	    engine_protocol(e, e->cfg->default_protocol) == NULL &&
+	    e->nprotos > 1) {
+		*cause = xasprintf("default_protocol '%s' is not among the "
+		    "loaded protocols", e->cfg->default_protocol);
+		return -1;
+	}
+	return 0;
+}
+
+int
+engine_reload(struct engine *e)
+{
+	struct protocol	*p;
+	char		*cause = NULL;
+	int		 i, failed = 0;
+
+	for (i = 0; i < e->nprotos; i++) {
+		if (proto_load(e->protos[i].path, &e->limits, &p, &cause) != 0) {
+			log_error("event=protocol_reload_failed path=%s "
+			    "error=%s", log_q(e->protos[i].path), log_q(cause));
+			free(cause);
+			cause = NULL;
+			failed++;
+			continue;
+		}
+		if (strcmp(p->id, e->protos[i].p->id) != 0) {
+			log_error("event=protocol_reload_failed path=%s "
+			    "error=\"the protocol id changed\"",
+			    log_q(e->protos[i].path));
+			proto_free(p);
+			failed++;
+			continue;
+		}
+		proto_free(e->protos[i].p);
+		e->protos[i].p = p;
+		log_info("event=protocol_reloaded protocol=%s version=%d",
+		    p->id, p->version);
+	}
+	return failed;
+}
+
+void
+engine_set_observer(struct engine *e, engine_observer_fn *fn, void *ud)
+{
+	e->observer = fn;
+	e->observer_ud = ud;
+}
+
+const struct engine_stats *
+engine_stats(struct engine *e)
+{
+	return &e->stats;
+}
+
+struct store *
+engine_store(struct engine *e)
+{
+	return e->st;
+}
+
+/* ---- events ------------------------------------------------------- */
+
+/*
+ * Records an event in the audit trail now and queues it for the observer,
+ * which hears of it only once the transaction has committed. Takes `data`.
+ */
+void
+engine_emit(struct engine_op *op, const char *kind, cJSON *data)
+{
+	struct engine		*e = op->e;
+	struct engine_event	*ev;
+	char			*text;
+
+	if (data == NULL)
+		data = cJSON_CreateObject();
+	text = cJSON_PrintUnformatted(data);
+	store_event_insert(e->st, op->pt.id, op->has_en ? op->en.id : 0,
+	    op->now, kind, text);
+	free(text);
+	if (e->npending == e->cappending) {
+		e->cappending = e->cappending ? e->cappending * 2 : 16;
+		e->pending = xrealloc(e->pending, (size_t)e->cappending *
+		    sizeof *e->pending);
+	}
+	ev = &e->pending[e->npending++];
+	ev->patient = op->pt.id;
+	ev->t = op->now;
+	snprintf(ev->kind, sizeof ev->kind, "%s", kind);
+	ev->data = data;
+}
+
+/* After commit: tells the observer. After rollback: forgets. */
+static void
+engine_flush_events(struct engine *e, int committed)
+{
+	int	i;
+
+	for (i = 0; i < e->npending; i++) {
+		if (committed) {
+			e->stats.events++;
+			if (e->observer != NULL)
+				e->observer(e->observer_ud, e->pending[i].patient,
+				    e->pending[i].t, e->pending[i].kind,
+				    e->pending[i].data);
+		}
+		cJSON_Delete(e->pending[i].data);
+	}
+	e->npending = 0;
+}
+
+/* Forgets the events queued since `mark` (a rolled-back savepoint). */
+static void
+engine_drop_events(struct engine *e, int mark)
+{
+	while (e->npending > mark)
+		cJSON_Delete(e->pending[--e->npending].data);
+}
+
+/* ---- the operation: load, save ------------------------------------ */
+
+int
+engine_running(const struct engine_op *op)
+{
+	return op->has_en && op->en.ended_at == 0 &&
+	    strcmp(op->en.status, ENROL_FINISHED) != 0 &&
+	    strcmp(op->en.status, ENROL_STOPPED) != 0;
+}
+
+static void
+engine_op_clear(struct engine_op *op)
+{
+	store_patient_clear(&op->pt);
+	store_enrolment_clear(&op->en);
+	free(op->error);
+	op->error = NULL;
+}
+
+/* Loads the patient's latest enrolment and its protocol. */
+static int
+engine_op_load_enrolment(struct engine_op *op)
+{
+	int	rc;
+
+	rc = store_enrolment_current(op->e->st, op->pt.id, &op->en);
+	if (rc < 0)
+		return -1;
+	op->has_en = rc == 0;
+	if (op->has_en) {
+		op->p = engine_protocol(op->e, op->en.protocol);
+		if (op->p == NULL) {
+			op->error = xasprintf("protocol '%s' is not loaded",
+			    op->en.protocol);
+			return ENGINE_EPROTO;
+		}
+	}
+	return 0;
+}
+
+static int
+engine_op_save(struct engine_op *op)
+{
+	if (op->has_pt && store_patient_update(op->e->st, &op->pt) != 0)
+		return -1;
+	if (op->has_en && store_enrolment_update(op->e->st, &op->en) != 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * The protocol failed: its work is already undone (savepoint). Record why
+ * with the event, log it without patient data, and send the patient the
+ * holding message so they are not left waiting in silence.
+ */
+static void
+engine_op_failed(struct engine_op *op, const char *what, int64_t id)
+{
+	struct engine	*e = op->e;
+
+	e->stats.lua_errors++;
+	log_error("event=protocol_error protocol=%s patient=%lld %s=%lld "
+	    "error=%s", op->p != NULL ? op->p->id : "-", (long long)op->pt.id,
+	    what, (long long)id, log_q(op->error));
+	if (op->has_pt)
+		engine_send(op, op->pt.chat, engine_text(op, "holding"), NULL);
+}
+
+/*
+ * Runs `fn` between a savepoint and its release. On a protocol failure the
+ * savepoint is rolled back, so the event's other effects are kept only if
+ * they were made before.
+ */
+static int
+engine_op_guarded(struct engine_op *op, int (*fn)(struct engine_op *, void *),
+    void *arg)
+{
+	int	mark = op->e->npending, rc;
+
+	if (store_savepoint(op->e->st) != 0)
+		return -1;
+	rc = fn(op, arg);
+	if (rc == 0)
+		rc = engine_op_save(op);
+	if (rc == 0)
+		return store_release_savepoint(op->e->st);
+	if (store_rollback_savepoint(op->e->st) != 0)
+		return -1;
+	engine_drop_events(op->e, mark);
+	return rc;
+}
+
+static int
+engine_finish_tx(struct engine *e, int rc)
+{
+	if (rc < 0 && rc != ENGINE_EPROTO) {
+		store_rollback(e->st);
+		engine_flush_events(e, 0);
+		return -1;
+	}
+	if (store_commit(e->st) != 0) {
+		store_rollback(e->st);
+		engine_flush_events(e, 0);
+		return -1;
+	}
+	engine_flush_events(e, 1);
+	return 0;
+}
+
+/* ---- a patient's message ------------------------------------------ */
+
+struct engine_msg {
+	const char	*adapter;
+	const char	*chat;
+	const char	*text;
+};
+
+static int
+engine_msg_handle(struct engine_op *op, void *arg)
+{
+	struct engine_msg	*m = arg;
+	int			 rc;
+
+	if (engine_is_command(m->text))
+		return engine_command(op, m->adapter, m->chat, m->text);
+	if (!op->has_pt)
+		return engine_send(op, m->chat, engine_text(op, "unknown_patient"),
+		    NULL);
+	if (op->pt.ask_q[0] != '\0')
+		return engine_answer(op, m->text);
+	if (!engine_running(op) || op->p == NULL || !op->p->has[EV_MESSAGE])
+		return engine_send(op, op->pt.chat,
+		    engine_text(op, "not_understood"), NULL);
+	rc = engine_call(op, EV_MESSAGE, NULL, NULL, m->text);
+	return rc;
+}
+
+int
+engine_inbound(struct engine *e, const char *adapter, const char *chat,
+    const char *external_id, const char *text, int64_t now)
+{
+	struct engine_op	 op = { .e = e, .now = now };
+	struct engine_msg	 m = { adapter, chat, text };
+	int64_t			 id;
+	int			 rc;
+
+	if (store_begin(e->st) != 0)
+		return -1;
+	rc = store_inbox_insert(e->st, adapter, external_id, chat, text, now,
+	    &id);
+	if (rc == STORE_DUPLICATE) {
+		store_rollback(e->st);
+		e->stats.duplicates++;
+		return 1;
+	}
+	if (rc != 0)
+		return engine_finish_tx(e, -1);
+	e->stats.inbound++;
+	rc = store_patient_find(e->st, adapter, chat, &op.pt);
+	if (rc < 0)
+		goto out;
+	op.has_pt = rc == 0;
+	if (!op.has_pt) {
+		/* Someone new: replies go back where the message came from. */
+		snprintf(op.pt.adapter, sizeof op.pt.adapter, "%s", adapter);
+		snprintf(op.pt.chat, sizeof op.pt.chat, "%s", chat);
+		snprintf(op.pt.lang, sizeof op.pt.lang, "%s", e->cfg->language);
+	}
+	rc = op.has_pt ? engine_op_load_enrolment(&op) : 0;
+	if (rc == 0)
+		rc = engine_op_guarded(&op, engine_msg_handle, &m);
+	if (rc == ENGINE_EPROTO) {
+		engine_op_failed(&op, "inbox", id);
+		rc = store_inbox_close(e->st, id, "failed", op.error);
+	} else if (rc == 0)
+		rc = store_inbox_close(e->st, id, "done", NULL);
+out:
+	rc = engine_finish_tx(e, rc);
+	engine_op_clear(&op);
+	return rc;
+}
+
+/* ---- due jobs ----------------------------------------------------- */
+
+static int
+engine_job_handle(struct engine_op *op, void *arg)
+{
+	return engine_run_job(op, arg);
+}
+
+/* Runs one due job; 1 when there was none. */
+static int
+engine_run_one(struct engine *e, int64_t now)
+{
+	struct engine_op	 op = { .e = e, .now = now };
+	struct store_job	 j;
+	int			 rc;
+
+	if (store_begin(e->st) != 0)
+		return -1;
+	if ((rc = store_job_take(e->st, now, &j)) != 0) {
+		store_rollback(e->st);
+		return rc == STORE_NOTFOUND ? 1 : -1;
+	}
+	e->stats.jobs++;
+	if ((rc = store_patient_get(e->st, j.patient_id, &op.pt)) != 0)
+		goto out;
+	op.has_pt = 1;
+	rc = engine_op_load_enrolment(&op);
+	/* A job belongs to one enrolment; a newer course makes it stale. */
+	if (rc == 0 && (!op.has_en || op.en.id != j.enrolment_id))
+		rc = store_job_close(e->st, j.id, "stale", NULL, now);
+	else if (rc == 0)
+		rc = engine_op_guarded(&op, engine_job_handle, &j);
+	if (rc == ENGINE_EPROTO) {
+		engine_op_failed(&op, "job", j.id);
+		rc = store_job_close(e->st, j.id, "failed", op.error, now);
+	} else if (rc == 0)
+		rc = store_job_close(e->st, j.id, "done", NULL, now);
+out:
+	rc = engine_finish_tx(e, rc);
+	engine_op_clear(&op);
+	return rc;
+}
+
+int
+engine_run_due(struct engine *e, int64_t now)
+{
+	int	n = 0, rc;
+
+	while ((rc = engine_run_one(e, now)) == 0)
+		n++;
+	return rc < 0 ? -1 : n;
+}
+
+int
+engine_next_due(struct engine *e, int64_t *t)
+{
+	int	rc = store_job_next_due(e->st, t);
+
+	return rc == STORE_NOTFOUND ? 1 : rc;
+}

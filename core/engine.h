@@ -1,0 +1,72 @@
+/*
+ * engine.h: what happens when a patient writes or a job comes due.
+ *
+ * The engine is where an event becomes effects. Every entry point runs one
+ * event in one database transaction: the inbound message (kept in the inbox
+ * so it is never handled twice) or the due job, the protocol handler's
+ * actions, the patient's new state, the messages it causes (queued in the
+ * outbox) and the audit events. A protocol that fails has its effects
+ * undone, the event marked failed (and kept), and the patient gets a safe
+ * holding message; the next event runs as usual.
+ *
+ * The engine never reads the clock itself: callers pass `now` from clock.h.
+ */
+#ifndef STRIGIL_ENGINE_H
+#define STRIGIL_ENGINE_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+struct config;
+struct engine;
+struct store;
+
+/* Called after commit for each thing the engine did (kinds in
+ * docs/architecture.md: session_reminder, checkin_request, ...). */
+typedef void engine_observer_fn(void *ud, int64_t patient, int64_t t,
+    const char *kind, const cJSON *data);
+
+struct engine_stats {
+	uint64_t	events;		/* audit events emitted */
+	uint64_t	inbound;	/* messages handled */
+	uint64_t	duplicates;	/* messages seen before */
+	uint64_t	jobs;		/* jobs run */
+	uint64_t	lua_errors;	/* failed handler calls */
+};
+
+/* Creates an engine over an open store; loads the catalog from
+ * cfg->lang_dir. Protocols are added with engine_load_file/_dir. The config
+ * and store must outlive the engine. 0 or -1 with *cause (caller frees). */
+int	engine_new(struct engine **out, const struct config *cfg,
+	    struct store *st, char **cause);
+void	engine_free(struct engine *e);
+
+/* Loads one protocol file, or every *.lua of a folder. The first protocol
+ * loaded is the default unless cfg->default_protocol names another. */
+int	engine_load_file(struct engine *e, const char *path, char **cause);
+int	engine_load_dir(struct engine *e, const char *dir, char **cause);
+/* Checks that the default protocol is loaded. */
+int	engine_ready(struct engine *e, char **cause);
+/* Re-reads every protocol file; one that fails keeps its old version and is
+ * logged. Returns the number of files that failed. */
+int	engine_reload(struct engine *e);
+
+void	engine_set_observer(struct engine *e, engine_observer_fn *fn, void *ud);
+
+/* Handles a message a patient sent. Returns 0, 1 if (adapter, external_id)
+ * was handled before, or -1 on a database error (nothing was stored: the
+ * adapter should offer it again later). */
+int	engine_inbound(struct engine *e, const char *adapter, const char *chat,
+	    const char *external_id, const char *text, int64_t now);
+
+/* Runs every job due at or before `now`, each in its own transaction.
+ * Returns the number run, or -1 on a database error. */
+int	engine_run_due(struct engine *e, int64_t now);
+/* The earliest pending job's due time: 0, or 1 when there is none. */
+int	engine_next_due(struct engine *e, int64_t *t);
+
+const struct engine_stats *engine_stats(struct engine *e);
+struct store *engine_store(struct engine *e);
+
+#endif

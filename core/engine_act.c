@@ -1,0 +1,506 @@
+/*
+ * engine_act.c: calling a protocol's handlers and applying the actions they
+ * record; sending messages; the jobs that drive a course (session, missed,
+ * ask, remind).
+ *
+ * The engine, not the protocol, holds the safety floor: no session is ever
+ * scheduled sooner than the protocol's min_hours after the last one, nothing
+ * is sent in quiet hours, and a course ends at its declared length.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "clock.h"
+#include "config.h"
+#include "engine_int.h"
+#include "log.h"
+#include "tz.h"
+#include "xmalloc.h"
+
+/* ---- texts and sending -------------------------------------------- */
+
+/* The engine's text for `key` in the patient's language (never NULL). */
+const char *
+engine_text(struct engine_op *op, const char *key)
+{
+	const char	*lang = op->has_pt ? op->pt.lang : op->e->cfg->language;
+	const char	*t = catalog_get(op->e->cat, lang, key);
+
+	return t != NULL ? t : key;
+}
+
+/* Queues a message; takes `meta`. chat ENGINE_CLINICIAN goes to the
+ * clinician of the patient's adapter. */
+int
+engine_send(struct engine_op *op, const char *chat, const char *body,
+    cJSON *meta)
+{
+	char	*m = meta != NULL ? cJSON_PrintUnformatted(meta) : NULL;
+	int	 rc;
+
+	rc = store_outbox_insert(op->e->st, op->pt.id, op->pt.adapter, chat,
+	    body, m, op->now, NULL);
+	free(m);
+	cJSON_Delete(meta);
+	return rc;
+}
+
+/* Says a message by key, the protocol's own text first; emits `message`. */
+int
+engine_say(struct engine_op *op, const char *key, const char *params)
+{
+	const char	*tmpl = NULL;
+	char		*body;
+	cJSON		*data;
+	int		 rc;
+
+	if (op->p != NULL)
+		tmpl = proto_message(op->p, op->pt.lang, key);
+	if (tmpl == NULL)
+		tmpl = engine_text(op, key);
+	body = catalog_render(tmpl, params);
+	rc = engine_send(op, op->pt.chat, body, NULL);
+	data = cJSON_CreateObject();
+	cJSON_AddStringToObject(data, "key", key);
+	cJSON_AddStringToObject(data, "text", body);
+	engine_emit(op, "message", data);
+	free(body);
+	return rc;
+}
+
+/* ---- time --------------------------------------------------------- */
+
+static int64_t
+engine_align(struct engine_op *op, int64_t t, int at)
+{
+	const struct config	*cfg = op->e->cfg;
+
+	if (at == PROTO_AT_REMINDER)
+		t = tz_next_minute(op->pt.tz, t, op->pt.remind_min);
+	else if (at >= 0)
+		t = tz_next_minute(op->pt.tz, t, at);
+	return tz_after_quiet(op->pt.tz, t, cfg->quiet_from, cfg->quiet_to);
+}
+
+/* Turns a protocol's `when` into an instant, never in the past. */
+int
+engine_when(struct engine_op *op, const struct proto_when *w, int64_t *t)
+{
+	int64_t	base = op->now;
+
+	if (w->from_session && op->en.last_session_at > 0)
+		base = op->en.last_session_at;
+	base += w->offset;
+	if (base < op->now)
+		base = op->now;
+	*t = engine_align(op, base, w->at);
+	return 0;
+}
+
+/* ---- jobs and sessions -------------------------------------------- */
+
+int
+engine_job(struct engine_op *op, const char *kind, const char *arg,
+    int64_t due)
+{
+	struct store_job	j;
+
+	memset(&j, 0, sizeof j);
+	j.patient_id = op->pt.id;
+	j.enrolment_id = op->en.id;
+	snprintf(j.kind, sizeof j.kind, "%s", kind);
+	snprintf(j.arg, sizeof j.arg, "%s", arg != NULL ? arg : "");
+	j.due_at = due;
+	return store_job_insert(op->e->st, &j);
+}
+
+/*
+ * Plans the next session at `due`, or later if the protocol's minimum
+ * interval after the last session is not over by then. One next session at
+ * a time: a new plan replaces the old.
+ */
+int
+engine_schedule_session(struct engine_op *op, int64_t due)
+{
+	int64_t	floor = 0;
+
+	if (op->en.last_session_at > 0)
+		floor = op->en.last_session_at +
+		    (int64_t)op->p->min_interval_h * 3600;
+	if (due < floor)
+		due = engine_align(op, floor, PROTO_AT_REMINDER);
+	if (store_job_cancel(op->e->st, op->en.id, "session", op->now) != 0)
+		return -1;
+	return engine_job(op, "session", NULL, due);
+}
+
+/* Ends the course: no more jobs, and the patient is told. */
+int
+engine_finish(struct engine_op *op, const char *reason)
+{
+	cJSON	*data;
+
+	snprintf(op->en.status, sizeof op->en.status, "%s", ENROL_FINISHED);
+	op->en.ended_at = op->now;
+	op->held = 1;
+	if (store_job_cancel(op->e->st, op->en.id, NULL, op->now) != 0)
+		return -1;
+	data = cJSON_CreateObject();
+	cJSON_AddStringToObject(data, "reason", reason);
+	engine_emit(op, "course_finished", data);
+	return engine_send(op, op->pt.chat, engine_text(op, "course_finished"),
+	    NULL);
+}
+
+static char *
+engine_iso(int64_t t)
+{
+	char	buf[32];
+
+	return xstrdup(clock_iso(t, buf, sizeof buf));
+}
+
+/* ---- applying actions --------------------------------------------- */
+
+static int
+engine_act_pressure(struct engine_op *op, int level)
+{
+	cJSON	*data = cJSON_CreateObject();
+	char	 params[128];
+	char	*body;
+
+	cJSON_AddStringToObject(data, "from", op->p->levels[op->en.pressure]);
+	cJSON_AddStringToObject(data, "to", op->p->levels[level]);
+	engine_emit(op, "pressure_changed", data);
+	op->en.pressure = level;
+	snprintf(params, sizeof params, "{\"pressure\":\"%s\"}",
+	    op->p->levels[level]);
+	body = catalog_render(engine_text(op, "pressure_changed"), params);
+	engine_send(op, op->pt.chat, body, NULL);
+	free(body);
+	return 0;
+}
+
+static int
+engine_act_postpone(struct engine_op *op, const struct proto_action *a)
+{
+	cJSON	*data;
+	int64_t	 until;
+	char	*iso;
+
+	engine_when(op, &a->when, &until);
+	if (store_job_cancel(op->e->st, op->en.id, "session", op->now) != 0)
+		return -1;
+	if (a->name != NULL) {
+		if (engine_job(op, "ask", a->name, until) != 0)
+			return -1;
+	} else if (engine_schedule_session(op, until) != 0)
+		return -1;
+	op->held = 1;
+	data = cJSON_CreateObject();
+	iso = engine_iso(until);
+	cJSON_AddStringToObject(data, "until", iso);
+	cJSON_AddStringToObject(data, "reason", a->reason);
+	free(iso);
+	engine_emit(op, "postponed", data);
+	return 0;
+}
+
+static int
+engine_act_pause(struct engine_op *op, const char *reason)
+{
+	cJSON	*data = cJSON_CreateObject();
+
+	snprintf(op->en.status, sizeof op->en.status, "%s", ENROL_HOLD);
+	op->held = 1;
+	if (store_job_cancel(op->e->st, op->en.id, NULL, op->now) != 0)
+		return -1;
+	cJSON_AddStringToObject(data, "reason", reason);
+	engine_emit(op, "paused", data);
+	return engine_send(op, op->pt.chat, engine_text(op, "paused_hold"),
+	    NULL);
+}
+
+static int
+engine_act_escalate(struct engine_op *op, const char *reason)
+{
+	cJSON	*data = cJSON_CreateObject();
+	char	*body, *params;
+	cJSON	*pj = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(data, "reason", reason);
+	engine_emit(op, "escalation", data);
+	cJSON_AddNumberToObject(pj, "patient", (double)op->pt.id);
+	cJSON_AddStringToObject(pj, "protocol", op->p->id);
+	cJSON_AddNumberToObject(pj, "day", (double)((op->now -
+	    op->en.enrolled_at) / 86400));
+	cJSON_AddStringToObject(pj, "reason", reason);
+	params = cJSON_PrintUnformatted(pj);
+	cJSON_Delete(pj);
+	body = catalog_render(engine_text(op, "escalation"), params);
+	free(params);
+	data = cJSON_CreateObject();
+	cJSON_AddStringToObject(data, "type", "escalation");
+	cJSON_AddNumberToObject(data, "patient", (double)op->pt.id);
+	engine_send(op, ENGINE_CLINICIAN, body, data);
+	free(body);
+	return 0;
+}
+
+static int
+engine_act_ask(struct engine_op *op, const struct proto_action *a)
+{
+	int64_t	t;
+
+	if (a->when.offset == 0 && a->when.at == PROTO_AT_EXACT &&
+	    !a->when.from_session)
+		return engine_ask(op, a->name);
+	engine_when(op, &a->when, &t);
+	return engine_job(op, "ask", a->name, t);
+}
+
+static int
+engine_apply(struct engine_op *op, const struct proto_action *a)
+{
+	int64_t	t;
+
+	/* After pause or finish only words and escalations still make sense. */
+	if (!engine_running(op) || strcmp(op->en.status, ENROL_ACTIVE) != 0) {
+		if (a->kind != ACT_SAY && a->kind != ACT_ESCALATE)
+			return 0;
+	}
+	switch (a->kind) {
+	case ACT_SCHEDULE:
+		engine_when(op, &a->when, &t);
+		return engine_schedule_session(op, t);
+	case ACT_ASK:
+		return engine_act_ask(op, a);
+	case ACT_SAY:
+		return engine_say(op, a->name, a->params);
+	case ACT_PRESSURE:
+		return engine_act_pressure(op, a->level);
+	case ACT_POSTPONE:
+		return engine_act_postpone(op, a);
+	case ACT_PAUSE:
+		return engine_act_pause(op, a->reason);
+	case ACT_ESCALATE:
+		return engine_act_escalate(op, a->reason);
+	case ACT_FINISH:
+		return engine_finish(op, a->reason);
+	}
+	return 0;
+}
+
+/* ---- handlers and their defaults ---------------------------------- */
+
+/*
+ * What happens for an event the protocol has no handler for: the sensible
+ * course of a plain protocol, so a small one needs few handlers.
+ */
+static int
+engine_default(struct engine_op *op, enum proto_event ev,
+    struct proto_result *res)
+{
+	struct proto_action	*a;
+
+	res->v = xcalloc(1, sizeof *res->v);
+	a = &res->v[0];
+	a->when.at = PROTO_AT_REMINDER;
+	switch (ev) {
+	case EV_ENROLLED:
+		if (proto_questionnaire(op->p, "screening") != NULL) {
+			a->kind = ACT_ASK;
+			a->name = xstrdup("screening");
+			a->when.at = PROTO_AT_EXACT;
+		} else
+			a->kind = ACT_SCHEDULE;
+		break;
+	case EV_SESSION_DONE:
+		if (proto_questionnaire(op->p, "checkin") != NULL) {
+			a->kind = ACT_ASK;
+			a->name = xstrdup("checkin");
+			a->when.offset = 24 * 3600;
+			a->when.at = PROTO_AT_EXACT;
+		} else {
+			a->kind = ACT_SCHEDULE;
+			a->when.offset = (int64_t)op->p->target_interval_h * 3600;
+			a->when.from_session = 1;
+		}
+		break;
+	case EV_SESSION_SKIPPED:
+	case EV_SESSION_MISSED:
+		a->kind = ACT_SCHEDULE;
+		a->when.offset = 12 * 3600;
+		break;
+	case EV_RESUMED:
+		a->kind = ACT_SCHEDULE;
+		break;
+	default:
+		return 0;
+	}
+	res->n = res->cap = 1;
+	return 0;
+}
+
+int
+engine_call(struct engine_op *op, enum proto_event ev,
+    const char *questionnaire, const char *answers, const char *text)
+{
+	struct proto_ctx	 ctx;
+	struct proto_result	 res;
+	int			 i, rc = 0;
+
+	memset(&ctx, 0, sizeof ctx);
+	ctx.catalog = op->e->cat;
+	ctx.now = op->now;
+	ctx.tz = op->pt.tz;
+	ctx.lang = op->pt.lang;
+	ctx.status = op->en.status;
+	ctx.pressure = op->en.pressure;
+	ctx.sessions_done = op->en.sessions_done;
+	ctx.session = op->session;
+	ctx.enrolled_at = op->en.enrolled_at;
+	ctx.last_session_at = op->en.last_session_at;
+	ctx.state = op->en.state;
+	ctx.questionnaire = questionnaire;
+	ctx.answers = answers;
+	ctx.text = text;
+	if (proto_call(op->p, ev, &ctx, &res, &op->error) != 0)
+		return ENGINE_EPROTO;
+	if (!op->p->has[ev])
+		engine_default(op, ev, &res);
+	free(op->en.state);
+	op->en.state = res.state;
+	res.state = NULL;
+	for (i = 0; i < res.n && rc == 0; i++)
+		rc = engine_apply(op, &res.v[i]);
+	proto_result_clear(&res);
+	return rc;
+}
+
+/* ---- the jobs ----------------------------------------------------- */
+
+/* Sends the reminder for an open session, with the steps and buttons. */
+int
+engine_remind(struct engine_op *op, const struct store_session *ss)
+{
+	const struct protocol	*p = op->p;
+	cJSON			*meta, *data, *buttons;
+	char			 params[160], *head, *body, *tmp;
+	int			 i;
+
+	snprintf(params, sizeof params, "{\"session\":%d,\"pressure\":\"%s\"}",
+	    ss->number, p->levels[ss->pressure]);
+	head = catalog_render(engine_text(op, "session_reminder"), params);
+	body = xstrdup(head);
+	for (i = 0; i < p->nsteps; i++) {
+		tmp = xasprintf("%s\n%d. %s", body, i + 1,
+		    proto_text_get(&p->steps[i], op->pt.lang));
+		free(body);
+		body = tmp;
+	}
+	tmp = xasprintf("%s\n%s", body, engine_text(op, "session_reminder_end"));
+	free(body);
+	body = tmp;
+	meta = cJSON_CreateObject();
+	cJSON_AddStringToObject(meta, "type", "reminder");
+	cJSON_AddNumberToObject(meta, "session", ss->number);
+	buttons = cJSON_AddArrayToObject(meta, "commands");
+	cJSON_AddItemToArray(buttons, cJSON_CreateString("/done"));
+	cJSON_AddItemToArray(buttons, cJSON_CreateString("/snooze"));
+	cJSON_AddItemToArray(buttons, cJSON_CreateString("/skip"));
+	engine_send(op, op->pt.chat, body, meta);
+	free(head);
+	free(body);
+	data = cJSON_CreateObject();
+	cJSON_AddNumberToObject(data, "session", ss->number);
+	cJSON_AddStringToObject(data, "pressure", p->levels[ss->pressure]);
+	engine_emit(op, "session_reminder", data);
+	return 0;
+}
+
+/* A session comes due: open it, let the protocol object, remind. */
+static int
+engine_job_session(struct engine_op *op)
+{
+	struct store_session	ss;
+	int			rc;
+
+	if (op->now >= op->en.enrolled_at + (int64_t)op->p->course_days * 86400)
+		return engine_finish(op, "course_complete");
+	/* A session still open was neither done nor skipped: missed. */
+	if (store_session_open(op->e->st, op->en.id, &ss) == 0 &&
+	    store_session_close(op->e->st, ss.id, "missed", op->now) != 0)
+		return -1;
+	memset(&ss, 0, sizeof ss);
+	ss.enrolment_id = op->en.id;
+	ss.number = op->en.sessions_done + 1;
+	ss.pressure = op->en.pressure;
+	ss.due_at = op->now;
+	snprintf(ss.status, sizeof ss.status, "due");
+	if (store_session_insert(op->e->st, &ss) != 0)
+		return -1;
+	op->session = ss.number;
+	if ((rc = engine_call(op, EV_SESSION_DUE, NULL, NULL, NULL)) != 0)
+		return rc;
+	if (op->held)
+		return store_session_close(op->e->st, ss.id, "postponed",
+		    op->now);
+	ss.pressure = op->en.pressure;
+	if (engine_remind(op, &ss) != 0)
+		return -1;
+	return engine_job(op, "missed", NULL, op->now +
+	    (int64_t)op->p->miss_after_h * 3600);
+}
+
+static int
+engine_job_missed(struct engine_op *op)
+{
+	struct store_session	ss;
+	int			rc;
+
+	if ((rc = store_session_open(op->e->st, op->en.id, &ss)) != 0)
+		return rc == STORE_NOTFOUND ? 0 : -1;
+	if (store_session_close(op->e->st, ss.id, "missed", op->now) != 0)
+		return -1;
+	op->session = ss.number;
+	return engine_call(op, EV_SESSION_MISSED, NULL, NULL, NULL);
+}
+
+/* A snoozed reminder: remind again if the session is still open. */
+static int
+engine_job_remind(struct engine_op *op)
+{
+	struct store_session	ss;
+	int			rc;
+
+	if ((rc = store_session_open(op->e->st, op->en.id, &ss)) != 0)
+		return rc == STORE_NOTFOUND ? 0 : -1;
+	return engine_remind(op, &ss);
+}
+
+int
+engine_run_job(struct engine_op *op, const struct store_job *j)
+{
+	/* Jobs are cancelled when a course pauses or ends; one that slipped
+	 * through (an older daemon's) is closed without effect. */
+	if (!engine_running(op) || strcmp(op->en.status, ENROL_ACTIVE) != 0)
+		return 0;
+	if (strcmp(j->kind, "session") == 0)
+		return engine_job_session(op);
+	if (strcmp(j->kind, "missed") == 0)
+		return engine_job_missed(op);
+	if (strcmp(j->kind, "remind") == 0)
+		return engine_job_remind(op);
+	if (strcmp(j->kind, "ask") == 0) {
+		if (proto_questionnaire(op->p, j->arg) == NULL) {
+			op->error = xasprintf("no questionnaire '%s'", j->arg);
+			return ENGINE_EPROTO;
+		}
+		return engine_ask(op, j->arg);
+	}
+	log_warn("event=job_unknown kind=%s", log_q(j->kind));
+	return 0;
+}

@@ -1,0 +1,325 @@
+/*
+ * engine_ask.c: asking questionnaires one question at a time.
+ *
+ * A patient has at most one questionnaire in progress (patients.ask_q). Each
+ * answer is checked against its question's type, stored in the answers
+ * table, and only then acknowledged by the next question, so an answer the
+ * bot has reacted to is never lost. A questionnaire asked while another is
+ * open waits an hour.
+ *
+ * Two questionnaires are the engine's own: "setup" (consent, time zone,
+ * reminder time) at enrolment, and "stop" (confirm /stop). Their texts come
+ * from the catalog (q_setup_consent, ...); protocols' from the protocol.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "dialog.h"
+#include "engine_int.h"
+#include "tz.h"
+#include "xmalloc.h"
+
+static void
+engine_ask_question(struct proto_question *q, const char *id,
+    enum proto_qtype type, const char *clear)
+{
+	memset(q, 0, sizeof *q);
+	q->id = xstrdup(id);
+	q->type = type;
+	q->clear = xstrdup(clear);
+}
+
+void
+engine_ask_init(struct engine *e)
+{
+	e->setup.id = xstrdup("setup");
+	e->setup.n = 3;
+	e->setup.q = xcalloc(3, sizeof *e->setup.q);
+	engine_ask_question(&e->setup.q[0], "consent", Q_YESNO, "yes");
+	engine_ask_question(&e->setup.q[1], "timezone", Q_ZONE, "1");
+	engine_ask_question(&e->setup.q[2], "reminder", Q_TIME, "1");
+	e->stop.id = xstrdup("stop");
+	e->stop.n = 1;
+	e->stop.q = xcalloc(1, sizeof *e->stop.q);
+	engine_ask_question(&e->stop.q[0], "confirm", Q_YESNO, "yes");
+}
+
+static void
+engine_ask_free_one(struct proto_questionnaire *qs)
+{
+	int	i;
+
+	for (i = 0; i < qs->n; i++) {
+		free(qs->q[i].id);
+		free(qs->q[i].clear);
+	}
+	free(qs->q);
+	free(qs->id);
+}
+
+void
+engine_ask_free(struct engine *e)
+{
+	engine_ask_free_one(&e->setup);
+	engine_ask_free_one(&e->stop);
+}
+
+static int
+engine_ask_builtin(const struct proto_questionnaire *qs)
+{
+	return strcmp(qs->id, "setup") == 0 || strcmp(qs->id, "stop") == 0;
+}
+
+static const struct proto_questionnaire *
+engine_ask_find(struct engine_op *op, const char *id)
+{
+	if (strcmp(id, "setup") == 0)
+		return &op->e->setup;
+	if (strcmp(id, "stop") == 0)
+		return &op->e->stop;
+	return op->p != NULL ? proto_questionnaire(op->p, id) : NULL;
+}
+
+/* The default that "1" stands for in the setup questions. */
+static const char *
+engine_ask_default(struct engine_op *op, const struct proto_question *q,
+    char *buf, size_t size)
+{
+	const struct config	*cfg = op->e->cfg;
+
+	if (q->type == Q_ZONE)
+		return cfg->timezone;
+	if (q->type == Q_TIME) {
+		snprintf(buf, size, "%02d:%02d", cfg->reminder_time / 60,
+		    cfg->reminder_time % 60);
+		return buf;
+	}
+	return NULL;
+}
+
+/* Sends question `i` of `qs` with the metadata adapters render. */
+static int
+engine_ask_send(struct engine_op *op, const struct proto_questionnaire *qs,
+    int i)
+{
+	const struct proto_question	*q = &qs->q[i];
+	char				 key[96], params[160], buf[16], *body;
+	const char			*def;
+	cJSON				*meta;
+	int				 rc;
+
+	if (engine_ask_builtin(qs)) {
+		snprintf(key, sizeof key, "q_%s_%s", qs->id, q->id);
+		def = engine_ask_default(op, q, buf, sizeof buf);
+		snprintf(params, sizeof params, "{\"default\":\"%s\"}",
+		    def != NULL ? def : "");
+		body = catalog_render(engine_text(op, key), params);
+	} else
+		body = xstrdup(proto_text_get(&q->text, op->pt.lang));
+	meta = dialog_meta(qs->id, q, op->pt.lang, i, qs->n,
+	    engine_text(op, "yes"), engine_text(op, "no"));
+	rc = engine_send(op, op->pt.chat, body, meta);
+	free(body);
+	return rc;
+}
+
+int
+engine_ask(struct engine_op *op, const char *id)
+{
+	const struct proto_questionnaire	*qs = engine_ask_find(op, id);
+	char					 key[64];
+	cJSON					*data;
+
+	if (qs == NULL)
+		return 0;
+	/* One questionnaire at a time; /stop may interrupt any other. */
+	if (op->pt.ask_q[0] != '\0' && strcmp(op->pt.ask_q, id) != 0 &&
+	    strcmp(id, "stop") != 0)
+		return engine_job(op, "ask", id, op->now + 3600);
+	snprintf(op->pt.ask_q, sizeof op->pt.ask_q, "%s", id);
+	op->pt.ask_i = 0;
+	free(op->pt.ask_a);
+	op->pt.ask_a = xstrdup("{}");
+	if (!engine_ask_builtin(qs)) {
+		data = cJSON_CreateObject();
+		cJSON_AddStringToObject(data, "questionnaire", id);
+		engine_emit(op, "checkin_request", data);
+		snprintf(key, sizeof key, "intro_%s", id);
+		if ((op->p != NULL && proto_message(op->p, op->pt.lang,
+		    key) != NULL) || catalog_get(op->e->cat, op->pt.lang,
+		    key) != NULL)
+			engine_say(op, key, NULL);
+	}
+	return engine_ask_send(op, qs, 0);
+}
+
+int
+engine_ask_again(struct engine_op *op)
+{
+	const struct proto_questionnaire	*qs;
+
+	if (op->pt.ask_q[0] == '\0' ||
+	    (qs = engine_ask_find(op, op->pt.ask_q)) == NULL ||
+	    op->pt.ask_i >= qs->n)
+		return 0;
+	return engine_ask_send(op, qs, op->pt.ask_i);
+}
+
+/* ---- completing a questionnaire ----------------------------------- */
+
+static int
+engine_ask_setup_done(struct engine_op *op, cJSON *answers)
+{
+	cJSON	*consent = cJSON_GetObjectItem(answers, "consent");
+	cJSON	*zone = cJSON_GetObjectItem(answers, "timezone");
+	cJSON	*remind = cJSON_GetObjectItem(answers, "reminder");
+	char	 params[160];
+	char	*body;
+
+	if (!cJSON_IsTrue(consent)) {
+		snprintf(op->en.status, sizeof op->en.status, ENROL_STOPPED);
+		op->en.ended_at = op->now;
+		op->pt.consent = 0;
+		return engine_send(op, op->pt.chat,
+		    engine_text(op, "consent_declined"), NULL);
+	}
+	op->pt.consent = 1;
+	snprintf(op->pt.tz, sizeof op->pt.tz, "%s", zone->valuestring);
+	op->pt.remind_min = tz_parse_hhmm(remind->valuestring);
+	snprintf(op->en.status, sizeof op->en.status, ENROL_ACTIVE);
+	op->en.enrolled_at = op->now;
+	snprintf(params, sizeof params, "{\"zone\":\"%s\",\"time\":\"%s\"}",
+	    op->pt.tz, remind->valuestring);
+	body = catalog_render(engine_text(op, "setup_done"), params);
+	engine_send(op, op->pt.chat, body, NULL);
+	free(body);
+	engine_emit(op, "enrolled", NULL);
+	return engine_call(op, EV_ENROLLED, NULL, NULL, NULL);
+}
+
+static int
+engine_ask_stop_done(struct engine_op *op, cJSON *answers)
+{
+	if (!cJSON_IsTrue(cJSON_GetObjectItem(answers, "confirm")))
+		return engine_send(op, op->pt.chat,
+		    engine_text(op, "stop_cancelled"), NULL);
+	snprintf(op->en.status, sizeof op->en.status, ENROL_STOPPED);
+	op->en.ended_at = op->now;
+	if (store_job_cancel(op->e->st, op->en.id, NULL, op->now) != 0)
+		return -1;
+	engine_emit(op, "stopped", NULL);
+	return engine_send(op, op->pt.chat, engine_text(op, "stopped"), NULL);
+}
+
+static int
+engine_ask_done(struct engine_op *op, const char *id, const char *answers)
+{
+	cJSON	*json;
+	int	 rc;
+
+	if (strcmp(id, "setup") == 0 || strcmp(id, "stop") == 0) {
+		json = cJSON_Parse(answers);
+		rc = strcmp(id, "setup") == 0 ?
+		    engine_ask_setup_done(op, json) :
+		    engine_ask_stop_done(op, json);
+		cJSON_Delete(json);
+		return rc;
+	}
+	if (engine_send(op, op->pt.chat, engine_text(op, "thanks"), NULL) != 0)
+		return -1;
+	return engine_call(op, EV_ANSWERED, id, answers, NULL);
+}
+
+/* ---- an answer ---------------------------------------------------- */
+
+static int
+engine_ask_quiet(struct engine_op *op, const char *hhmm)
+{
+	const struct config	*cfg = op->e->cfg;
+	int			 m = tz_parse_hhmm(hhmm);
+
+	if (cfg->quiet_from == cfg->quiet_to)
+		return 0;
+	if (cfg->quiet_from < cfg->quiet_to)
+		return m >= cfg->quiet_from && m < cfg->quiet_to;
+	return m >= cfg->quiet_from || m < cfg->quiet_to;
+}
+
+static int
+engine_ask_hint(struct engine_op *op, const struct proto_question *q,
+    const char *hint)
+{
+	const struct config	*cfg = op->e->cfg;
+	char			 params[160];
+	char			*body;
+
+	snprintf(params, sizeof params, "{\"min\":%d,\"max\":%d,\"from\":"
+	    "\"%02d:%02d\",\"to\":\"%02d:%02d\",\"count\":%d}", q->min, q->max,
+	    cfg->quiet_from / 60, cfg->quiet_from % 60, cfg->quiet_to / 60,
+	    cfg->quiet_to % 60, q->noptions);
+	body = catalog_render(engine_text(op, hint), params);
+	engine_send(op, op->pt.chat, body, NULL);
+	free(body);
+	return engine_ask_again(op);
+}
+
+/* Adds one answer to the questionnaire's answers so far (ask_a). */
+static void
+engine_ask_record(struct engine_op *op, const struct proto_question *q,
+    const char *value)
+{
+	cJSON	*a = cJSON_Parse(op->pt.ask_a != NULL ? op->pt.ask_a : "{}");
+
+	if (a == NULL)
+		a = cJSON_CreateObject();
+	cJSON_DeleteItemFromObject(a, q->id);
+	cJSON_AddItemToObject(a, q->id, dialog_json(q, value));
+	free(op->pt.ask_a);
+	op->pt.ask_a = cJSON_PrintUnformatted(a);
+	cJSON_Delete(a);
+}
+
+int
+engine_answer(struct engine_op *op, const char *text)
+{
+	const struct proto_questionnaire	*qs;
+	const struct proto_question		*q;
+	const char				*hint, *def;
+	char					 buf[16], id[32], *value, *answers;
+	int					 rc;
+
+	qs = engine_ask_find(op, op->pt.ask_q);
+	if (qs == NULL || op->pt.ask_i >= qs->n) {
+		/* The protocol was changed under an open questionnaire. */
+		op->pt.ask_q[0] = '\0';
+		return engine_send(op, op->pt.chat,
+		    engine_text(op, "not_understood"), NULL);
+	}
+	q = &qs->q[op->pt.ask_i];
+	def = engine_ask_default(op, q, buf, sizeof buf);
+	if (dialog_parse(q, text, op->pt.lang, def, &value, &hint) != 0)
+		return engine_ask_hint(op, q, hint);
+	if (q->type == Q_TIME && engine_ask_quiet(op, value)) {
+		free(value);
+		return engine_ask_hint(op, q, "hint_time_quiet");
+	}
+	rc = store_answer_insert(op->e->st, op->pt.id, op->has_en ? op->en.id : 0,
+	    qs->id, q->id, value, op->now);
+	engine_ask_record(op, q, value);
+	free(value);
+	if (rc != 0)
+		return -1;
+	if (++op->pt.ask_i < qs->n)
+		return engine_ask_send(op, qs, op->pt.ask_i);
+	snprintf(id, sizeof id, "%s", op->pt.ask_q);
+	answers = op->pt.ask_a;
+	op->pt.ask_a = NULL;
+	op->pt.ask_q[0] = '\0';
+	op->pt.ask_i = 0;
+	rc = engine_ask_done(op, id, answers);
+	free(answers);
+	return rc;
+}

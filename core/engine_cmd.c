@@ -1,0 +1,353 @@
+/*
+ * engine_cmd.c: the commands every adapter shares.
+ *
+ *   /start [CODE]  enrol (consent, time zone, reminder time, then the
+ *                  protocol's own start, usually screening)
+ *   /help /today /progress      say where things stand
+ *   /done /skip /snooze         about the session that is due
+ *   /pause /resume /stop        about the course
+ *
+ * A command works in any state; one that does not fit the state says why
+ * and changes nothing.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "engine_int.h"
+#include "tz.h"
+#include "xmalloc.h"
+
+#define ENGINE_SNOOZE	3600	/* seconds a /snooze puts a reminder off */
+
+int
+engine_is_command(const char *text)
+{
+	while (isspace((unsigned char)*text))
+		text++;
+	return text[0] == '/' && isalpha((unsigned char)text[1]);
+}
+
+/* Says a catalog text with parameters. */
+static int
+engine_cmd_say(struct engine_op *op, const char *key, cJSON *params)
+{
+	char	*p = params != NULL ? cJSON_PrintUnformatted(params) : NULL;
+	char	*body = catalog_render(engine_text(op, key), p);
+	int	 rc = engine_send(op, op->pt.chat, body, NULL);
+
+	free(body);
+	free(p);
+	cJSON_Delete(params);
+	return rc;
+}
+
+/* "Tue 3 Mar, 18:00" in the patient's zone. */
+static void
+engine_cmd_when(struct engine_op *op, int64_t t, char *buf, size_t size)
+{
+	struct tm	tm;
+
+	if (tz_local(op->pt.tz, t, &tm) != 0 ||
+	    strftime(buf, size, "%a %e %b, %H:%M", &tm) == 0)
+		snprintf(buf, size, "?");
+}
+
+static int
+engine_cmd_active(struct engine_op *op)
+{
+	return engine_running(op) && strcmp(op->en.status, ENROL_ACTIVE) == 0;
+}
+
+/* Explains why a session command does not apply now. */
+static int
+engine_cmd_not_now(struct engine_op *op)
+{
+	struct store_job	 j;
+	char			 when[64];
+	cJSON			*params;
+
+	if (!engine_running(op))
+		return engine_cmd_say(op, "not_enrolled", NULL);
+	if (strcmp(op->en.status, ENROL_PAUSED) == 0)
+		return engine_cmd_say(op, "status_paused", NULL);
+	if (strcmp(op->en.status, ENROL_HOLD) == 0)
+		return engine_cmd_say(op, "status_hold", NULL);
+	if (strcmp(op->en.status, ENROL_SETUP) == 0)
+		return engine_ask_again(op);
+	if (store_job_pending(op->e->st, op->en.id, "session", &j) != 0)
+		return engine_cmd_say(op, "no_session_planned", NULL);
+	engine_cmd_when(op, j.due_at, when, sizeof when);
+	params = cJSON_CreateObject();
+	cJSON_AddStringToObject(params, "when", when);
+	cJSON_AddStringToObject(params, "pressure",
+	    op->p->levels[op->en.pressure]);
+	return engine_cmd_say(op, "next_session", params);
+}
+
+/* ---- /start ------------------------------------------------------- */
+
+static int
+engine_cmd_enrol(struct engine_op *op, struct protocol *p)
+{
+	const struct config	*cfg = op->e->cfg;
+	cJSON			*params;
+
+	if (!op->has_pt) {
+		snprintf(op->pt.tz, sizeof op->pt.tz, "%s", cfg->timezone);
+		op->pt.remind_min = cfg->reminder_time;
+		op->pt.created_at = op->now;
+		if (store_patient_insert(op->e->st, &op->pt) != 0)
+			return -1;
+		op->has_pt = 1;
+	}
+	store_enrolment_clear(&op->en);
+	memset(&op->en, 0, sizeof op->en);
+	op->en.patient_id = op->pt.id;
+	snprintf(op->en.protocol, sizeof op->en.protocol, "%s", p->id);
+	op->en.version = p->version;
+	snprintf(op->en.status, sizeof op->en.status, ENROL_SETUP);
+	op->en.pressure = p->start_level;
+	op->en.enrolled_at = op->now;
+	op->en.state = xstrdup("{}");
+	if (store_enrolment_insert(op->e->st, &op->en) != 0)
+		return -1;
+	op->has_en = 1;
+	op->p = p;
+	op->pt.ask_q[0] = '\0';
+	params = cJSON_CreateObject();
+	cJSON_AddStringToObject(params, "title",
+	    proto_text_get(&p->title, op->pt.lang));
+	if (engine_cmd_say(op, "welcome", params) != 0)
+		return -1;
+	return engine_ask(op, "setup");
+}
+
+static int
+engine_cmd_start(struct engine_op *op, const char *arg)
+{
+	struct protocol	*p;
+
+	if (op->has_pt && engine_running(op)) {
+		if (strcmp(op->en.status, ENROL_SETUP) == 0)
+			return engine_ask_again(op);
+		return engine_cmd_say(op, "already_enrolled", NULL);
+	}
+	/* Invite codes bind a protocol; they arrive with the adapters that
+	 * carry them (deep links). Until a code is known it is refused. */
+	if (arg[0] != '\0')
+		return engine_cmd_say(op, "invite_unknown", NULL);
+	if ((p = engine_default_protocol(op->e)) == NULL) {
+		op->error = xstrdup("no protocol is loaded");
+		return ENGINE_EPROTO;
+	}
+	return engine_cmd_enrol(op, p);
+}
+
+/* ---- session commands --------------------------------------------- */
+
+static int
+engine_cmd_close_session(struct engine_op *op, const char *status,
+    struct store_session *ss)
+{
+	int	rc;
+
+	if ((rc = store_session_open(op->e->st, op->en.id, ss)) != 0)
+		return rc;
+	if (store_session_close(op->e->st, ss->id, status, op->now) != 0 ||
+	    store_job_cancel(op->e->st, op->en.id, "missed", op->now) != 0 ||
+	    store_job_cancel(op->e->st, op->en.id, "remind", op->now) != 0)
+		return -1;
+	op->session = ss->number;
+	return 0;
+}
+
+static int
+engine_cmd_done(struct engine_op *op)
+{
+	struct store_session	 ss;
+	cJSON			*data;
+	int			 rc;
+
+	if (!engine_cmd_active(op))
+		return engine_cmd_not_now(op);
+	if ((rc = engine_cmd_close_session(op, "done", &ss)) != 0)
+		return rc == STORE_NOTFOUND ? engine_cmd_not_now(op) : -1;
+	op->en.sessions_done++;
+	op->en.last_session_at = op->now;
+	data = cJSON_CreateObject();
+	cJSON_AddNumberToObject(data, "session", ss.number);
+	engine_emit(op, "session_done", data);
+	if (engine_cmd_say(op, "session_done", NULL) != 0)
+		return -1;
+	return engine_call(op, EV_SESSION_DONE, NULL, NULL, NULL);
+}
+
+static int
+engine_cmd_skip(struct engine_op *op)
+{
+	struct store_session	 ss;
+	cJSON			*data;
+	int			 rc;
+
+	if (!engine_cmd_active(op))
+		return engine_cmd_not_now(op);
+	if ((rc = engine_cmd_close_session(op, "skipped", &ss)) != 0)
+		return rc == STORE_NOTFOUND ? engine_cmd_not_now(op) : -1;
+	data = cJSON_CreateObject();
+	cJSON_AddNumberToObject(data, "session", ss.number);
+	engine_emit(op, "session_skipped", data);
+	if (engine_cmd_say(op, "session_skipped", NULL) != 0)
+		return -1;
+	return engine_call(op, EV_SESSION_SKIPPED, NULL, NULL, NULL);
+}
+
+static int
+engine_cmd_snooze(struct engine_op *op)
+{
+	struct store_session	 ss;
+	struct proto_when	 w = { ENGINE_SNOOZE, PROTO_AT_EXACT, 0 };
+	int64_t			 t;
+	char			 when[64];
+	cJSON			*params;
+	int			 rc;
+
+	if (!engine_cmd_active(op))
+		return engine_cmd_not_now(op);
+	if ((rc = store_session_open(op->e->st, op->en.id, &ss)) != 0)
+		return rc == STORE_NOTFOUND ? engine_cmd_not_now(op) : -1;
+	engine_when(op, &w, &t);
+	if (store_job_cancel(op->e->st, op->en.id, "remind", op->now) != 0 ||
+	    engine_job(op, "remind", NULL, t) != 0)
+		return -1;
+	engine_cmd_when(op, t, when, sizeof when);
+	params = cJSON_CreateObject();
+	cJSON_AddStringToObject(params, "when", when);
+	return engine_cmd_say(op, "snoozed", params);
+}
+
+/* ---- course commands ---------------------------------------------- */
+
+static int
+engine_cmd_today(struct engine_op *op)
+{
+	struct store_session	ss;
+
+	if (op->pt.ask_q[0] != '\0')
+		return engine_ask_again(op);
+	if (engine_cmd_active(op) &&
+	    store_session_open(op->e->st, op->en.id, &ss) == 0)
+		return engine_remind(op, &ss);
+	return engine_cmd_not_now(op);
+}
+
+static int
+engine_cmd_progress(struct engine_op *op)
+{
+	cJSON	*params;
+
+	if (!op->has_en || strcmp(op->en.status, ENROL_SETUP) == 0)
+		return engine_cmd_say(op, "not_enrolled", NULL);
+	params = cJSON_CreateObject();
+	cJSON_AddNumberToObject(params, "done", op->en.sessions_done);
+	cJSON_AddNumberToObject(params, "day",
+	    (double)((op->now - op->en.enrolled_at) / 86400 + 1));
+	cJSON_AddNumberToObject(params, "days", op->p->course_days);
+	cJSON_AddStringToObject(params, "pressure",
+	    op->p->levels[op->en.pressure]);
+	cJSON_AddStringToObject(params, "status", op->en.status);
+	return engine_cmd_say(op, "progress", params);
+}
+
+static int
+engine_cmd_pause(struct engine_op *op)
+{
+	cJSON	*data;
+
+	if (!engine_cmd_active(op))
+		return engine_cmd_not_now(op);
+	snprintf(op->en.status, sizeof op->en.status, ENROL_PAUSED);
+	if (store_job_cancel(op->e->st, op->en.id, NULL, op->now) != 0)
+		return -1;
+	data = cJSON_CreateObject();
+	cJSON_AddStringToObject(data, "reason", "patient");
+	engine_emit(op, "paused", data);
+	return engine_cmd_say(op, "paused", NULL);
+}
+
+static int
+engine_cmd_resume(struct engine_op *op)
+{
+	if (!engine_running(op) || strcmp(op->en.status, ENROL_PAUSED) != 0) {
+		if (engine_running(op) && strcmp(op->en.status, ENROL_HOLD) == 0)
+			return engine_cmd_say(op, "status_hold", NULL);
+		return engine_cmd_say(op, "not_paused", NULL);
+	}
+	snprintf(op->en.status, sizeof op->en.status, ENROL_ACTIVE);
+	engine_emit(op, "resumed", NULL);
+	if (engine_cmd_say(op, "resumed", NULL) != 0)
+		return -1;
+	return engine_call(op, EV_RESUMED, NULL, NULL, NULL);
+}
+
+static int
+engine_cmd_stop(struct engine_op *op)
+{
+	if (!engine_running(op))
+		return engine_cmd_say(op, "not_enrolled", NULL);
+	return engine_ask(op, "stop");
+}
+
+/* ---- dispatch ----------------------------------------------------- */
+
+int
+engine_command(struct engine_op *op, const char *adapter, const char *chat,
+    const char *text)
+{
+	char		 name[16];
+	const char	*arg;
+	size_t		 n = 0;
+
+	(void)adapter;
+	(void)chat;
+	while (isspace((unsigned char)*text))
+		text++;
+	text++;
+	/* "/done@strigil_bot" on Telegram groups: the suffix names the bot. */
+	while (isalpha((unsigned char)text[n]) && n < sizeof name - 1) {
+		name[n] = (char)tolower((unsigned char)text[n]);
+		n++;
+	}
+	name[n] = '\0';
+	for (arg = text + n; *arg != '\0' && !isspace((unsigned char)*arg);)
+		arg++;
+	while (isspace((unsigned char)*arg))
+		arg++;
+	if (strcmp(name, "start") == 0)
+		return engine_cmd_start(op, arg);
+	if (!op->has_pt)
+		return engine_cmd_say(op, "unknown_patient", NULL);
+	if (strcmp(name, "help") == 0)
+		return engine_cmd_say(op, "help", NULL);
+	if (strcmp(name, "today") == 0)
+		return engine_cmd_today(op);
+	if (strcmp(name, "done") == 0)
+		return engine_cmd_done(op);
+	if (strcmp(name, "skip") == 0)
+		return engine_cmd_skip(op);
+	if (strcmp(name, "snooze") == 0)
+		return engine_cmd_snooze(op);
+	if (strcmp(name, "progress") == 0)
+		return engine_cmd_progress(op);
+	if (strcmp(name, "pause") == 0)
+		return engine_cmd_pause(op);
+	if (strcmp(name, "resume") == 0)
+		return engine_cmd_resume(op);
+	if (strcmp(name, "stop") == 0)
+		return engine_cmd_stop(op);
+	return engine_cmd_say(op, "unknown_command", NULL);
+}
