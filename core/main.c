@@ -1,0 +1,241 @@
+/*
+ * main.c: the strigil command line.
+ *
+ *   strigil [-c FILE] run
+ *   strigil [-c FILE] chat [--protocol FILE] [--db PATH] [--start ISO-8601]
+ *   strigil [-c FILE] check PROTOCOL...
+ *   strigil [-c FILE] simulate PROTOCOL [--answers FILE] [--start ISO-8601]
+ *           [--days N] [--patients N] [--tz ZONE] [--json]
+ *   strigil --version
+ *
+ * The config file is -c FILE, else $STRIGIL_CONFIG, else
+ * config/strigil.conf.lua if it exists; environment variables override it.
+ */
+#include <lua.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "clock.h"
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+#include "protocol.h"
+#include "simulate.h"
+#include "xmalloc.h"
+
+#define DEFAULT_CONFIG	"config/strigil.conf.lua"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: strigil [-c CONFIG] COMMAND [ARGS]\n"
+	    "\n"
+	    "commands:\n"
+	    "  run                      run the bot with the configured adapters\n"
+	    "  chat [--protocol FILE] [--db PATH] [--start ISO-8601]\n"
+	    "                           chat in the terminal, in virtual time\n"
+	    "  check PROTOCOL...        load and validate protocol files\n"
+	    "  simulate PROTOCOL [--answers FILE] [--start ISO-8601] [--days N]\n"
+	    "           [--patients N] [--tz ZONE] [--json]\n"
+	    "                           run virtual patients through a protocol\n"
+	    "  --version                print the version\n");
+}
+
+static void
+version(void)
+{
+	printf("strigil %s (Lua %s.%s.%s, libuv %s, SQLite %s)\n",
+	    STRIGIL_VERSION, LUA_VERSION_MAJOR, LUA_VERSION_MINOR,
+	    LUA_VERSION_RELEASE, uv_version_string(), sqlite3_libversion());
+}
+
+static const char *
+config_path(const char *given)
+{
+	const char	*env = getenv("STRIGIL_CONFIG");
+
+	if (given != NULL)
+		return given;
+	if (env != NULL && env[0] != '\0')
+		return env;
+	return access(DEFAULT_CONFIG, R_OK) == 0 ? DEFAULT_CONFIG : NULL;
+}
+
+/* Returns the value of an option that takes one, or exits with usage. */
+static const char *
+option_value(int argc, char **argv, int *i)
+{
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "strigil: %s needs a value\n", argv[*i]);
+		exit(2);
+	}
+	return argv[++*i];
+}
+
+static int
+cmd_check(const struct config *cfg, int argc, char **argv)
+{
+	struct proto_limits	 limits = { cfg->lua_memory, cfg->lua_instructions };
+	struct protocol		*p;
+	char			*cause = NULL;
+	int			 i, failed = 0;
+
+	if (argc < 1) {
+		fprintf(stderr, "usage: strigil check PROTOCOL...\n");
+		return 2;
+	}
+	for (i = 0; i < argc; i++) {
+		if (proto_load(argv[i], &limits, &p, &cause) != 0) {
+			fprintf(stderr, "%s\n", cause);
+			free(cause);
+			cause = NULL;
+			failed++;
+			continue;
+		}
+		printf("%s: ok: %s version %d, %d questionnaire(s), %d "
+		    "pressure level(s), %d-day course\n", argv[i], p->id,
+		    p->version, p->nqs, p->nlevels, p->course_days);
+		proto_free(p);
+	}
+	return failed > 0 ? 1 : 0;
+}
+
+static int
+cmd_chat(const struct config *cfg, int argc, char **argv)
+{
+	struct daemon_opts	o = { cfg, 1, NULL, ":memory:", -1 };
+	int			i;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--protocol") == 0)
+			o.protocol = option_value(argc, argv, &i);
+		else if (strcmp(argv[i], "--db") == 0)
+			o.database = option_value(argc, argv, &i);
+		else if (strcmp(argv[i], "--start") == 0) {
+			if (clock_parse_iso(option_value(argc, argv, &i),
+			    &o.start) != 0) {
+				fprintf(stderr, "strigil: --start: not an "
+				    "ISO-8601 time\n");
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "strigil: chat: unknown option %s\n",
+			    argv[i]);
+			return 2;
+		}
+	}
+	return daemon_main(&o);
+}
+
+static int
+cmd_simulate(const struct config *cfg, int argc, char **argv)
+{
+	struct sim_opts	o;
+	int		i;
+
+	memset(&o, 0, sizeof o);
+	o.cfg = cfg;
+	o.days = 42;
+	o.patients = 1;
+	o.tz = cfg->timezone;
+	o.start = -1;
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--answers") == 0)
+			o.answers = option_value(argc, argv, &i);
+		else if (strcmp(argv[i], "--start") == 0) {
+			if (clock_parse_iso(option_value(argc, argv, &i),
+			    &o.start) != 0) {
+				fprintf(stderr, "strigil: --start: not an "
+				    "ISO-8601 time\n");
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--days") == 0)
+			o.days = atoi(option_value(argc, argv, &i));
+		else if (strcmp(argv[i], "--patients") == 0)
+			o.patients = atoi(option_value(argc, argv, &i));
+		else if (strcmp(argv[i], "--tz") == 0)
+			o.tz = option_value(argc, argv, &i);
+		else if (strcmp(argv[i], "--json") == 0)
+			o.json = 1;
+		else if (argv[i][0] == '-') {
+			fprintf(stderr, "strigil: simulate: unknown option "
+			    "%s\n", argv[i]);
+			return 2;
+		} else if (o.protocol == NULL)
+			o.protocol = argv[i];
+		else {
+			fprintf(stderr, "strigil: simulate takes one "
+			    "protocol\n");
+			return 2;
+		}
+	}
+	if (o.protocol == NULL) {
+		fprintf(stderr, "usage: strigil simulate PROTOCOL [--answers "
+		    "FILE] [--start ISO-8601] [--days N] [--patients N] "
+		    "[--tz ZONE] [--json]\n");
+		return 2;
+	}
+	return sim_main(&o);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct config	 cfg;
+	const char	*given = NULL, *cmd;
+	char		*cause = NULL;
+	int		 i = 1, rc;
+
+	if (argc >= 2 && (strcmp(argv[1], "--version") == 0 ||
+	    strcmp(argv[1], "version") == 0)) {
+		version();
+		return 0;
+	}
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc >= 3 && (strcmp(argv[1], "-c") == 0 ||
+	    strcmp(argv[1], "--config") == 0)) {
+		given = argv[2];
+		i = 3;
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[i++];
+	if (strcmp(cmd, "run") != 0 && strcmp(cmd, "chat") != 0 &&
+	    strcmp(cmd, "check") != 0 && strcmp(cmd, "simulate") != 0) {
+		fprintf(stderr, "strigil: unknown command '%s'\n", cmd);
+		usage(stderr);
+		return 2;
+	}
+	clock_init(CLOCK_REAL, -1);
+	if (config_load(&cfg, config_path(given), &cause) != 0) {
+		fprintf(stderr, "strigil: %s\n", cause);
+		free(cause);
+		config_free(&cfg);
+		return 2;
+	}
+	log_set_level(cfg.log_level);
+	if (strcmp(cmd, "run") == 0) {
+		struct daemon_opts o = { &cfg, 0, NULL, NULL, -1 };
+
+		rc = daemon_main(&o);
+	} else if (strcmp(cmd, "chat") == 0)
+		rc = cmd_chat(&cfg, argc - i, argv + i);
+	else if (strcmp(cmd, "check") == 0)
+		rc = cmd_check(&cfg, argc - i, argv + i);
+	else
+		rc = cmd_simulate(&cfg, argc - i, argv + i);
+	config_free(&cfg);
+	return rc;
+}

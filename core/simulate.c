@@ -1,0 +1,363 @@
+/*
+ * simulate.c: the simulator's patients and what they answer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "clock.h"
+#include "config.h"
+#include "dialog.h"
+#include "engine.h"
+#include "protocol.h"
+#include "scenario.h"
+#include "schedule.h"
+#include "simulate.h"
+#include "store.h"
+#include "tz.h"
+#include "xmalloc.h"
+
+#define SIM_ADAPTER	"sim"
+
+/* The kinds --json prints: what the engine did, as the issue names them. */
+static const char *sim_kinds[] = { "session_reminder", "checkin_request",
+    "pressure_changed", "postponed", "escalation", "paused",
+    "course_finished", "message", NULL };
+
+struct sim_patient {
+	int	*cursor;	/* per scenario questionnaire: next line */
+	int	*line;		/* per scenario questionnaire: line in use */
+};
+
+struct sim {
+	const struct sim_opts	*o;
+	struct store		*st;
+	struct engine		*e;
+	struct protocol		*p;	/* the same file, for the questions */
+	struct scenario		*sc;
+	struct sim_patient	*pts;
+	uint64_t		 seq;
+	uint64_t		 kinds[16];
+	int			 failed;
+};
+
+/* ---- validating the answers file against the protocol --------------- */
+
+static const struct proto_question *
+sim_question(struct sim *s, const char *questionnaire, const char *id)
+{
+	const struct proto_questionnaire *qs;
+
+	if ((qs = proto_questionnaire(s->p, questionnaire)) == NULL)
+		return NULL;
+	return proto_question(qs, id);
+}
+
+/* Every key must be a question and every value a valid answer, or the
+ * simulated patient would be asked again forever. */
+static int
+sim_check_scenario(struct sim *s, char **cause)
+{
+	const struct scenario_q		*q;
+	const struct scenario_line	*l;
+	const struct proto_question	*pq;
+	const char			*hint;
+	char				*v;
+	int				 i, j, k;
+
+	for (i = 0; s->sc != NULL && i < s->sc->nqs; i++) {
+		q = &s->sc->qs[i];
+		if (strcmp(q->id, "setup") == 0)
+			continue;
+		if (proto_questionnaire(s->p, q->id) == NULL) {
+			*cause = xasprintf("%s:%d: the protocol has no "
+			    "questionnaire '%s'", s->sc->name,
+			    q->lines[0].lineno, q->id);
+			return -1;
+		}
+		for (j = 0; j < q->nlines; j++) {
+			l = &q->lines[j];
+			for (k = 0; k < l->n; k++) {
+				if ((pq = sim_question(s, q->id,
+				    l->keys[k])) == NULL) {
+					*cause = xasprintf("%s:%d: '%s' has no "
+					    "question '%s'", s->sc->name,
+					    l->lineno, q->id, l->keys[k]);
+					return -1;
+				}
+				if (dialog_parse(pq, l->values[k], s->p->lang,
+				    NULL, &v, &hint) != 0) {
+					*cause = xasprintf("%s:%d: '%s' is not "
+					    "an answer to '%s' (%s)",
+					    s->sc->name, l->lineno,
+					    l->values[k], l->keys[k], hint);
+					return -1;
+				}
+				free(v);
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- the patients' side --------------------------------------------- */
+
+static int
+sim_q_index(struct sim *s, const char *questionnaire)
+{
+	int	i;
+
+	for (i = 0; s->sc != NULL && i < s->sc->nqs; i++)
+		if (strcmp(s->sc->qs[i].id, questionnaire) == 0)
+			return i;
+	return -1;
+}
+
+/* What patient `n` answers to a question; its scenario line is chosen at
+ * the first question of each questionnaire. */
+static const char *
+sim_answer(struct sim *s, int n, const cJSON *meta, char *buf, size_t size)
+{
+	const char			*qn, *id, *v = NULL;
+	const struct proto_question	*pq;
+	const struct scenario_q		*sq;
+	struct sim_patient		*pt = &s->pts[n - 1];
+	int				 qi, index;
+
+	qn = cJSON_GetStringValue(cJSON_GetObjectItem(meta, "questionnaire"));
+	id = cJSON_GetStringValue(cJSON_GetObjectItem(meta, "question"));
+	index = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(meta, "index"));
+	if (qn == NULL || id == NULL)
+		return NULL;
+	if ((qi = sim_q_index(s, qn)) >= 0) {
+		sq = &s->sc->qs[qi];
+		if (index == 1) {
+			pt->line[qi] = pt->cursor[qi] < sq->nlines ?
+			    pt->cursor[qi]++ : sq->nlines - 1;
+		}
+		v = scenario_value(&sq->lines[pt->line[qi]], id);
+	}
+	if (v != NULL)
+		return v;
+	if (strcmp(qn, "setup") == 0) {
+		if (strcmp(id, "timezone") == 0)
+			return s->o->tz;
+		return strcmp(id, "consent") == 0 ? "yes" : "1";
+	}
+	if ((pq = sim_question(s, qn, id)) == NULL)
+		return NULL;
+	snprintf(buf, size, "%s", pq->clear);
+	return buf;
+}
+
+static void
+sim_reply(struct sim *s, const char *chat, const char *text)
+{
+	char	id[32];
+
+	snprintf(id, sizeof id, "s%llu", (unsigned long long)++s->seq);
+	if (engine_inbound(s->e, SIM_ADAPTER, chat, id, text, clock_now()) < 0)
+		s->failed = 1;
+}
+
+/* Reads what the bot sent and answers it, until nothing is left. */
+static void
+sim_deliver(void *ud)
+{
+	struct sim		*s = ud;
+	struct store_out	 o;
+	cJSON			*meta;
+	const char		*type, *answer;
+	char			 buf[64], chat[128];
+
+	while (!s->failed &&
+	    store_outbox_next(s->st, SIM_ADAPTER, clock_now(), &o) == 0) {
+		store_outbox_sent(s->st, o.id, clock_now());
+		meta = o.meta != NULL ? cJSON_Parse(o.meta) : NULL;
+		type = cJSON_GetStringValue(cJSON_GetObjectItem(meta, "type"));
+		snprintf(chat, sizeof chat, "%s", o.chat);
+		answer = NULL;
+		if (type != NULL && strcmp(type, "question") == 0)
+			answer = sim_answer(s, atoi(chat), meta, buf,
+			    sizeof buf);
+		else if (type != NULL && strcmp(type, "reminder") == 0)
+			answer = "/done";
+		if (answer != NULL && chat[0] != '@')
+			sim_reply(s, chat, answer);
+		cJSON_Delete(meta);
+		store_out_clear(&o);
+	}
+}
+
+/* ---- output --------------------------------------------------------- */
+
+static int
+sim_kind(const char *kind)
+{
+	int	i;
+
+	for (i = 0; sim_kinds[i] != NULL; i++)
+		if (strcmp(sim_kinds[i], kind) == 0)
+			return i;
+	return -1;
+}
+
+static void
+sim_observe(void *ud, int64_t patient, int64_t t, const char *kind,
+    const cJSON *data)
+{
+	struct sim	*s = ud;
+	cJSON		*line, *item;
+	char		 iso[32], *text;
+	int		 k = sim_kind(kind);
+
+	if (k < 0)
+		return;
+	s->kinds[k]++;
+	if (!s->o->json || s->o->quiet)
+		return;
+	line = cJSON_CreateObject();
+	cJSON_AddStringToObject(line, "t", clock_iso(t, iso, sizeof iso));
+	cJSON_AddNumberToObject(line, "patient", (double)patient);
+	cJSON_AddStringToObject(line, "kind", kind);
+	cJSON_ArrayForEach(item, data)
+		cJSON_AddItemToObject(line, item->string,
+		    cJSON_Duplicate(item, 1));
+	text = cJSON_PrintUnformatted(line);
+	puts(text);
+	free(text);
+	cJSON_Delete(line);
+}
+
+static void
+sim_summary(struct sim *s, const struct sim_result *r)
+{
+	int	i;
+
+	if (s->o->json)
+		return;
+	printf("simulated %d patient(s) for %d days: %llu engine events, "
+	    "%llu messages, %llu jobs in %.3f s\n", s->o->patients, s->o->days,
+	    (unsigned long long)r->events, (unsigned long long)r->inbound,
+	    (unsigned long long)r->jobs, r->seconds);
+	for (i = 0; sim_kinds[i] != NULL; i++)
+		printf("  %-18s %llu\n", sim_kinds[i],
+		    (unsigned long long)s->kinds[i]);
+	if (r->lua_errors > 0)
+		printf("  protocol errors    %llu (see the log)\n",
+		    (unsigned long long)r->lua_errors);
+}
+
+/* ---- the run -------------------------------------------------------- */
+
+static int
+sim_setup(struct sim *s, char **cause)
+{
+	const struct sim_opts	*o = s->o;
+	struct proto_limits	 limits = { o->cfg->lua_memory,
+	    o->cfg->lua_instructions };
+	int			 i, nq;
+
+	if (o->patients < 1 || o->patients > 1000000 || o->days < 1 ||
+	    o->days > 3650) {
+		*cause = xstrdup("--patients must be 1 to 1000000 and --days 1 "
+		    "to 3650");
+		return -1;
+	}
+	if (!tz_valid(o->tz)) {
+		*cause = xasprintf("--tz: unknown time zone '%s'", o->tz);
+		return -1;
+	}
+	if (proto_load(o->protocol, &limits, &s->p, cause) != 0)
+		return -1;
+	if (o->answers != NULL && scenario_load(o->answers, &s->sc, cause) != 0)
+		return -1;
+	if (sim_check_scenario(s, cause) != 0)
+		return -1;
+	if (store_open(&s->st, ":memory:", cause) != 0 ||
+	    engine_new(&s->e, o->cfg, s->st, cause) != 0 ||
+	    engine_load_file(s->e, o->protocol, cause) != 0)
+		return -1;
+	engine_set_observer(s->e, sim_observe, s);
+	nq = s->sc != NULL ? s->sc->nqs : 0;
+	s->pts = xcalloc((size_t)o->patients, sizeof *s->pts);
+	for (i = 0; i < o->patients; i++) {
+		s->pts[i].cursor = xcalloc((size_t)nq + 1, sizeof(int));
+		s->pts[i].line = xcalloc((size_t)nq + 1, sizeof(int));
+	}
+	return 0;
+}
+
+static void
+sim_teardown(struct sim *s)
+{
+	int	i;
+
+	for (i = 0; s->pts != NULL && i < s->o->patients; i++) {
+		free(s->pts[i].cursor);
+		free(s->pts[i].line);
+	}
+	free(s->pts);
+	engine_free(s->e);
+	store_close(s->st);
+	scenario_free(s->sc);
+	proto_free(s->p);
+}
+
+int
+sim_run(const struct sim_opts *o, struct sim_result *res)
+{
+	struct sim		 s;
+	struct sim_result	 r;
+	const struct engine_stats *st;
+	char			*cause = NULL, chat[16];
+	uint64_t		 t0;
+	int64_t			 start;
+	int			 i, rc = 1;
+
+	memset(&s, 0, sizeof s);
+	memset(&r, 0, sizeof r);
+	s.o = o;
+	start = o->start >= 0 ? o->start : clock_now();
+	clock_init(CLOCK_MANUAL, start);
+	if (sim_setup(&s, &cause) != 0)
+		goto out;
+	t0 = clock_mono_ns();
+	for (i = 1; i <= o->patients && !s.failed; i++) {
+		snprintf(chat, sizeof chat, "%d", i);
+		sim_reply(&s, chat, "/start");
+		sim_deliver(&s);
+	}
+	if (!s.failed && sched_run_until(s.e, start + (int64_t)o->days * 86400,
+	    sim_deliver, &s) < 0)
+		s.failed = 1;
+	if (s.failed) {
+		cause = xstrdup("the database failed during the simulation");
+		goto out;
+	}
+	st = engine_stats(s.e);
+	r.events = st->events;
+	r.inbound = st->inbound;
+	r.jobs = st->jobs;
+	r.lua_errors = st->lua_errors;
+	r.seconds = (double)(clock_mono_ns() - t0) / 1e9;
+	sim_summary(&s, &r);
+	if (res != NULL)
+		*res = r;
+	rc = 0;
+out:
+	if (cause != NULL) {
+		fprintf(stderr, "strigil: %s\n", cause);
+		free(cause);
+	}
+	sim_teardown(&s);
+	return rc;
+}
+
+int
+sim_main(const struct sim_opts *o)
+{
+	return sim_run(o, NULL);
+}
