@@ -63,8 +63,9 @@ daemon_signal(uv_signal_t *h, int signum)
 	int		 failed;
 
 	if (signum == SIGHUP) {
-		failed = engine_reload(d->e);
+		failed = engine_reload(d->e, clock_now());
 		log_info("event=reloaded failed=%d", failed);
+		sched_kick(d->sched);
 		return;
 	}
 	daemon_stop(d, signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -134,6 +135,7 @@ daemon_banner(void)
 {
 	printf("Strigil chat. Time here is virtual: /wait 26h moves it on "
 	    "(/wait alone: to the next event), /time shows it, /quit leaves.\n"
+	    "/clinic clear plays the clinician lifting a hold.\n"
 	    "Send /start to begin, /help for the commands.\n");
 	fflush(stdout);
 }

@@ -165,10 +165,11 @@ engine_ready(struct engine *e, char **cause)
 }
 
 int
-engine_reload(struct engine *e)
+engine_reload(struct engine *e, int64_t now)
 {
 	struct protocol	*p;
 	char		*cause = NULL;
+	int64_t		 retried;
 	int		 i, failed = 0;
 
 	for (i = 0; i < e->nprotos; i++) {
@@ -190,8 +191,11 @@ engine_reload(struct engine *e)
 		}
 		proto_free(e->protos[i].p);
 		e->protos[i].p = p;
-		log_info("event=protocol_reloaded protocol=%s version=%d",
-		    p->id, p->version);
+		/* The events a broken version failed on get another chance. */
+		if (store_job_retry_failed(e->st, p->id, now, &retried) != 0)
+			retried = 0;
+		log_info("event=protocol_reloaded protocol=%s version=%d "
+		    "retried_jobs=%lld", p->id, p->version, (long long)retried);
 	}
 	return failed;
 }
@@ -450,6 +454,50 @@ engine_inbound(struct engine *e, const char *adapter, const char *chat,
 	} else if (rc == 0)
 		rc = store_inbox_close(e->st, id, "done", NULL);
 out:
+	rc = engine_finish_tx(e, rc);
+	engine_op_clear(&op);
+	return rc;
+}
+
+/* ---- the clinician lifts a hold ------------------------------------ */
+
+static int
+engine_clear_handle(struct engine_op *op, void *arg)
+{
+	(void)arg;
+	snprintf(op->en.status, sizeof op->en.status, "%s", ENROL_ACTIVE);
+	engine_emit(op, "cleared", NULL);
+	if (engine_send(op, op->pt.chat, engine_text(op, "cleared"), NULL) != 0)
+		return -1;
+	op->by = "clinician";
+	return engine_call(op, EV_RESUMED, NULL, NULL, NULL);
+}
+
+int
+engine_clear(struct engine *e, const char *adapter, const char *chat,
+    int64_t now)
+{
+	struct engine_op	 op = { .e = e, .now = now };
+	int			 rc;
+
+	if (store_begin(e->st) != 0)
+		return -1;
+	rc = store_patient_find(e->st, adapter, chat, &op.pt);
+	op.has_pt = rc == 0;
+	if (rc == 0)
+		rc = engine_op_load_enrolment(&op);
+	if (rc == 0 && (!engine_running(&op) ||
+	    strcmp(op.en.status, ENROL_HOLD) != 0))
+		rc = STORE_NOTFOUND;
+	if (rc == 0)
+		rc = engine_op_guarded(&op, engine_clear_handle, NULL);
+	if (rc == ENGINE_EPROTO)
+		engine_op_failed(&op, "clear", op.pt.id);
+	if (rc == STORE_NOTFOUND) {
+		store_rollback(e->st);
+		engine_op_clear(&op);
+		return 1;
+	}
 	rc = engine_finish_tx(e, rc);
 	engine_op_clear(&op);
 	return rc;

@@ -49,8 +49,9 @@ int	engine_load_dir(struct engine *e, const char *dir, char **cause);
 /* Checks that the default protocol is loaded. */
 int	engine_ready(struct engine *e, char **cause);
 /* Re-reads every protocol file; one that fails keeps its old version and is
- * logged. Returns the number of files that failed. */
-int	engine_reload(struct engine *e);
+ * logged. Jobs that failed under a protocol now reloaded are due again at
+ * `now`. Returns the number of files that failed. */
+int	engine_reload(struct engine *e, int64_t now);
 
 void	engine_set_observer(struct engine *e, engine_observer_fn *fn, void *ud);
 
@@ -59,6 +60,13 @@ void	engine_set_observer(struct engine *e, engine_observer_fn *fn, void *ud);
  * adapter should offer it again later). */
 int	engine_inbound(struct engine *e, const char *adapter, const char *chat,
 	    const char *external_id, const char *text, int64_t now);
+
+/* The clinician lifts a clinical hold (ctx.pause, e.g. after clearing a
+ * relative contraindication): the course goes on and the protocol's
+ * `resumed` handler runs with ev.by = "clinician". Returns 0, 1 if the
+ * patient is unknown or not on hold (nothing changed), or -1. */
+int	engine_clear(struct engine *e, const char *adapter, const char *chat,
+	    int64_t now);
 
 /* Runs every job due at or before `now`, each in its own transaction.
  * Returns the number run, or -1 on a database error. */

@@ -367,6 +367,7 @@ engine_call(struct engine_op *op, enum proto_event ev,
 	ctx.questionnaire = questionnaire;
 	ctx.answers = answers;
 	ctx.text = text;
+	ctx.by = op->by;
 	if (proto_call(op->p, ev, &ctx, &res, &op->error) != 0)
 		return ENGINE_EPROTO;
 	if (!op->p->has[ev])

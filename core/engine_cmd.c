@@ -79,8 +79,15 @@ engine_cmd_not_now(struct engine_op *op)
 		return engine_cmd_say(op, "status_hold", NULL);
 	if (strcmp(op->en.status, ENROL_SETUP) == 0)
 		return engine_ask_again(op);
-	if (store_job_pending(op->e->st, op->en.id, "session", &j) != 0)
-		return engine_cmd_say(op, "no_session_planned", NULL);
+	if (store_job_pending(op->e->st, op->en.id, "session", &j) != 0) {
+		/* Postponed: the next step is a questionnaire, not a session. */
+		if (store_job_pending(op->e->st, op->en.id, "ask", &j) != 0)
+			return engine_cmd_say(op, "no_session_planned", NULL);
+		engine_cmd_when(op, j.due_at, when, sizeof when);
+		params = cJSON_CreateObject();
+		cJSON_AddStringToObject(params, "when", when);
+		return engine_cmd_say(op, "next_question", params);
+	}
 	engine_cmd_when(op, j.due_at, when, sizeof when);
 	params = cJSON_CreateObject();
 	cJSON_AddStringToObject(params, "when", when);
@@ -291,6 +298,7 @@ engine_cmd_resume(struct engine_op *op)
 	engine_emit(op, "resumed", NULL);
 	if (engine_cmd_say(op, "resumed", NULL) != 0)
 		return -1;
+	op->by = "patient";
 	return engine_call(op, EV_RESUMED, NULL, NULL, NULL);
 }
 

@@ -51,6 +51,7 @@ struct engine_op {
 	struct protocol		*p;
 	int			 session;	/* session the event is about */
 	int			 held;		/* postponed, paused or finished */
+	const char		*by;		/* who resumed: patient, clinician */
 	char			*error;		/* why the protocol failed */
 };
 

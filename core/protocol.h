@@ -128,6 +128,7 @@ struct proto_ctx {
 	const char	*questionnaire;		/* EV_ANSWERED */
 	const char	*answers;		/* EV_ANSWERED: JSON object */
 	const char	*text;			/* EV_MESSAGE */
+	const char	*by;			/* EV_RESUMED: patient, clinician */
 };
 
 struct proto_result {

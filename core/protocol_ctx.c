@@ -421,6 +421,7 @@ proto_ctx_push_event(lua_State *L, struct proto_call *c)
 		proto_ctx_setint(L, "session", x->session);
 	proto_ctx_setstr(L, "questionnaire", x->questionnaire);
 	proto_ctx_setstr(L, "text", x->text);
+	proto_ctx_setstr(L, "by", x->by);
 	if (c->answers != NULL) {
 		luajson_push(L, c->answers);
 		lua_setfield(L, -2, "answers");

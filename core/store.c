@@ -127,6 +127,7 @@ enum store_sql {
 	SQL_OUTBOX_DEPTH,
 	SQL_JOB_INSERT, SQL_JOB_NEXT_DUE, SQL_JOB_TAKE, SQL_JOB_CLOSE,
 	SQL_JOB_CANCEL, SQL_JOB_CANCEL_ALL, SQL_JOB_PENDING, SQL_JOB_COUNT,
+	SQL_JOB_RETRY,
 	SQL_EVENT_INSERT,
 	SQL_COUNT
 };
@@ -213,6 +214,10 @@ static const char *store_sql_text[SQL_COUNT] = {
 	    " WHERE enrolment_id = ?1 AND kind = ?2 AND status = 'pending'"
 	    " ORDER BY due_at LIMIT 1",
 	[SQL_JOB_COUNT] = "SELECT count(*) FROM jobs WHERE status = 'pending'",
+	[SQL_JOB_RETRY] = "UPDATE jobs SET status = 'pending', due_at = ?2,"
+	    " error = NULL, closed_at = 0 WHERE status = 'failed' AND"
+	    " enrolment_id IN (SELECT id FROM enrolments WHERE protocol = ?1"
+	    " AND ended_at = 0)",
 	[SQL_EVENT_INSERT] = "INSERT INTO events (patient_id, enrolment_id, t,"
 	    " kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
 };
@@ -1008,6 +1013,22 @@ int
 store_job_count(struct store *s, int64_t *n)
 {
 	return store_count(s, SQL_JOB_COUNT, n);
+}
+
+int
+store_job_retry_failed(struct store *s, const char *protocol, int64_t now,
+    int64_t *n)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_JOB_RETRY);
+
+	if (st == NULL)
+		return -1;
+	store_bind_text(st, 1, protocol);
+	sqlite3_bind_int64(st, 2, now);
+	if (store_exec(s, st, "job_retry") != 0)
+		return -1;
+	*n = sqlite3_changes(s->db);
+	return 0;
 }
 
 /* ---- events ------------------------------------------------------- */

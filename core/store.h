@@ -169,6 +169,10 @@ int	store_job_cancel(struct store *s, int64_t enrolment_id,
 int	store_job_pending(struct store *s, int64_t enrolment_id,
 	    const char *kind, struct store_job *j);
 int	store_job_count(struct store *s, int64_t *n);
+/* Puts the failed jobs of courses on `protocol` back as due at `now` (after
+ * the protocol was fixed and reloaded); *n gets how many. */
+int	store_job_retry_failed(struct store *s, const char *protocol,
+	    int64_t now, int64_t *n);
 
 /* Events: the audit trail (kind plus a JSON object of details). */
 int	store_event_insert(struct store *s, int64_t patient_id,

@@ -212,6 +212,15 @@ console_line(struct console *c, char *line)
 		console_wait(c, line + 5);
 		return;
 	}
+	if (strcmp(line, "/clinic clear") == 0) {
+		/* The console plays the clinician too: lift a clinical hold. */
+		if (engine_clear(c->e, CONSOLE_ADAPTER, CONSOLE_CHAT,
+		    clock_now()) == 1)
+			printf("-- the patient is not on hold\n");
+		console_flush(c);
+		sched_kick(c->s);
+		return;
+	}
 	if (strcmp(line, "/time") == 0) {
 		console_show_time();
 		return;
@@ -254,6 +263,8 @@ console_feed(struct console *c, const char *buf, size_t n)
 		c->len = 0;
 		c->overlong = 0;
 	}
+	/* "-- it is now ..." and other console notes: a pipe buffers. */
+	fflush(stdout);
 }
 
 static void

@@ -6,7 +6,9 @@
  * clinician are shown marked as such. Options are numbered and the patient
  * types a number or the text. With virtual time (strigil chat), the
  * console-only command /wait moves the clock ("/wait 26h", "/wait 3d", or
- * "/wait" alone: until the next thing happens).
+ * "/wait" alone: until the next thing happens). The console also plays the
+ * clinician: "/clinic clear" lifts a clinical hold, as the clinician would
+ * once they have cleared the patient.
  */
 #ifndef STRIGIL_CONSOLE_H
 #define STRIGIL_CONSOLE_H

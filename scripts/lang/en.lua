@@ -43,6 +43,7 @@ return {
   session_skipped = "Okay, today's session is skipped.",
   snoozed = "I'll remind you again at {when}.",
   next_session = "Your next session is planned for {when}, at {pressure} pressure.",
+  next_question = "No session yet: I'll check in with you again on {when}, and plan your next session from your answers.",
   no_session_planned = "There's no session planned right now.",
   pressure_changed = "From your next session on, please use {pressure} pressure.",
   progress = "Day {day} of {days}. Sessions done: {done}. Current pressure: {pressure}. Status: {status}.",
@@ -53,6 +54,7 @@ return {
   status_paused = "Your course is paused. Send /resume to carry on.",
   status_hold = "Your plan is on hold until your clinician has been in touch. If things get worse, please contact your clinic directly.",
   paused_hold = "I've paused your plan and told your clinician. Please stop the treatment for now and contact your clinic. If it's urgent, call them or seek medical help.",
+  cleared = "Good news: your clinician has cleared you to continue. Your reminders are on again.",
   course_finished = "Your course is complete. Thank you for sticking with it! Your clinic can see how it went.",
 
   q_stop_confirm = "Do you want to end your course? Your reminders will stop.",
