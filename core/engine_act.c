@@ -389,7 +389,7 @@ engine_remind(struct engine_op *op, const struct store_session *ss)
 {
 	const struct protocol	*p = op->p;
 	cJSON			*meta, *data, *buttons;
-	char			 params[160], *head, *body, *tmp;
+	char			 params[160], *head, *body, *tmp, *step;
 	int			 i;
 
 	snprintf(params, sizeof params, "{\"session\":%d,\"pressure\":\"%s\"}",
@@ -397,8 +397,11 @@ engine_remind(struct engine_op *op, const struct store_session *ss)
 	head = catalog_render(engine_text(op, "session_reminder"), params);
 	body = xstrdup(head);
 	for (i = 0; i < p->nsteps; i++) {
-		tmp = xasprintf("%s\n%d. %s", body, i + 1,
-		    proto_text_get(&p->steps[i], op->pt.lang));
+		/* Steps may name the protocol's params: "{seconds} seconds". */
+		step = catalog_render(proto_text_get(&p->steps[i], op->pt.lang),
+		    p->params);
+		tmp = xasprintf("%s\n%d. %s", body, i + 1, step);
+		free(step);
 		free(body);
 		body = tmp;
 	}

@@ -19,6 +19,7 @@
 
 #include <lauxlib.h>
 
+#include "luajson.h"
 #include "protocol.h"
 #include "sandbox.h"
 #include "xmalloc.h"
@@ -711,6 +712,77 @@ proto_read(struct proto_loader *pl, int t, struct protocol *p)
 	return 0;
 }
 
+static int
+proto_params(struct proto_loader *pl, int t, struct protocol *p)
+{
+	lua_State	*L = pl->L;
+	char		*cause = NULL;
+
+	if (proto_field(L, t, "params") == LUA_TNIL) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	if (lua_type(L, -1) != LUA_TTABLE ||
+	    (p->params = luajson_encode(L, -1, &cause)) == NULL) {
+		lua_pop(L, 1);
+		proto_error(pl, "params", "params must be a table of plain "
+		    "values%s%s", cause != NULL ? ": " : "",
+		    cause != NULL ? cause : "");
+		free(cause);
+		return -1;
+	}
+	lua_pop(L, 1);
+	return 0;
+}
+
+struct proto_read_args {
+	struct proto_loader	*pl;
+	struct protocol		*p;
+	int			 rc;
+};
+
+static int
+proto_read_run(lua_State *L)
+{
+	struct proto_read_args	*a = lua_touserdata(L, 1);
+
+	lua_remove(L, 1);
+	a->rc = proto_read(a->pl, 1, a->p);
+	if (a->rc == 0)
+		a->rc = proto_params(a->pl, 1, a->p);
+	return 0;
+}
+
+/*
+ * Reads the returned table (on top of the stack, left there) inside a
+ * protected call: reading allocates, and a memory error must become a
+ * message, not an abort.
+ */
+static int
+proto_read_protected(struct proto_loader *pl, struct protocol *p,
+    char **cause)
+{
+	struct proto_read_args	 a = { pl, p, -1 };
+	lua_State		*L = pl->L;
+
+	lua_pushcfunction(L, proto_read_run);
+	lua_pushlightuserdata(L, &a);
+	lua_pushvalue(L, -3);
+	if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+		*cause = xasprintf("%s: %s", pl->path, lua_type(L, -1) ==
+		    LUA_TSTRING ? lua_tostring(L, -1) : "error while reading");
+		lua_pop(L, 1);
+		free(pl->cause);
+		pl->cause = NULL;
+		return -1;
+	}
+	if (a.rc != 0) {
+		*cause = pl->cause;
+		return -1;
+	}
+	return 0;
+}
+
 /* Reads the whole file, for line lookups; sandbox_load_file reads it again,
  * which keeps the sandbox the only place Lua is compiled. */
 static char *
@@ -758,10 +830,8 @@ proto_load(const char *path, const struct proto_limits *limits,
 		*cause = xasprintf("%s: the protocol must return a table", path);
 		goto fail;
 	}
-	if (proto_read(&pl, lua_gettop(pl.L), p) != 0) {
-		*cause = pl.cause;
+	if (proto_read_protected(&pl, p, cause) != 0)
 		goto fail;
-	}
 	p->ref = luaL_ref(pl.L, LUA_REGISTRYINDEX);
 	free(pl.src);
 	*out = p;
@@ -809,6 +879,7 @@ proto_free(struct protocol *p)
 	}
 	free(p->msgs);
 	proto_text_free(&p->title);
+	free(p->params);
 	if (p->sb != NULL)
 		sandbox_free(p->sb);
 	free(p->lang);

@@ -81,6 +81,7 @@ struct protocol {
 	struct proto_message *msgs;
 	int		 nmsgs;
 	int		 has[EV_COUNT];	/* which handlers exist */
+	char		*params;	/* `params` as JSON, or NULL: {name} in steps */
 
 	struct sandbox	*sb;
 	int		 ref;		/* registry ref to the protocol table */
