@@ -173,44 +173,34 @@ engine_cmd_close_session(struct engine_op *op, const char *status,
 	return 0;
 }
 
+/*
+ * /done and /skip: close the session that is due as `status` ("done" or
+ * "skipped"), tell the patient, and let the protocol plan what comes next.
+ */
 static int
-engine_cmd_done(struct engine_op *op)
+engine_cmd_end_session(struct engine_op *op, const char *status,
+    enum proto_event ev)
 {
 	struct store_session	 ss;
+	char			 kind[24];
 	cJSON			*data;
 	int			 rc;
 
 	if (!engine_cmd_active(op))
 		return engine_cmd_not_now(op);
-	if ((rc = engine_cmd_close_session(op, "done", &ss)) != 0)
+	if ((rc = engine_cmd_close_session(op, status, &ss)) != 0)
 		return rc == STORE_NOTFOUND ? engine_cmd_not_now(op) : -1;
-	op->en.sessions_done++;
-	op->en.last_session_at = op->now;
+	if (ev == EV_SESSION_DONE) {
+		op->en.sessions_done++;
+		op->en.last_session_at = op->now;
+	}
+	snprintf(kind, sizeof kind, "session_%s", status);
 	data = cJSON_CreateObject();
 	cJSON_AddNumberToObject(data, "session", ss.number);
-	engine_emit(op, "session_done", data);
-	if (engine_cmd_say(op, "session_done", NULL) != 0)
+	engine_emit(op, kind, data);
+	if (engine_cmd_say(op, kind, NULL) != 0)
 		return -1;
-	return engine_call(op, EV_SESSION_DONE, NULL, NULL, NULL);
-}
-
-static int
-engine_cmd_skip(struct engine_op *op)
-{
-	struct store_session	 ss;
-	cJSON			*data;
-	int			 rc;
-
-	if (!engine_cmd_active(op))
-		return engine_cmd_not_now(op);
-	if ((rc = engine_cmd_close_session(op, "skipped", &ss)) != 0)
-		return rc == STORE_NOTFOUND ? engine_cmd_not_now(op) : -1;
-	data = cJSON_CreateObject();
-	cJSON_AddNumberToObject(data, "session", ss.number);
-	engine_emit(op, "session_skipped", data);
-	if (engine_cmd_say(op, "session_skipped", NULL) != 0)
-		return -1;
-	return engine_call(op, EV_SESSION_SKIPPED, NULL, NULL, NULL);
+	return engine_call(op, ev, NULL, NULL, NULL);
 }
 
 static int
@@ -344,9 +334,10 @@ engine_command(struct engine_op *op, const char *adapter, const char *chat,
 	if (strcmp(name, "today") == 0)
 		return engine_cmd_today(op);
 	if (strcmp(name, "done") == 0)
-		return engine_cmd_done(op);
+		return engine_cmd_end_session(op, "done", EV_SESSION_DONE);
 	if (strcmp(name, "skip") == 0)
-		return engine_cmd_skip(op);
+		return engine_cmd_end_session(op, "skipped",
+		    EV_SESSION_SKIPPED);
 	if (strcmp(name, "snooze") == 0)
 		return engine_cmd_snooze(op);
 	if (strcmp(name, "progress") == 0)

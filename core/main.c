@@ -78,6 +78,36 @@ option_value(int argc, char **argv, int *i)
 	return argv[++*i];
 }
 
+/* Returns the ISO-8601 time an option takes, or exits with usage. */
+static int64_t
+option_time(int argc, char **argv, int *i)
+{
+	const char	*opt = argv[*i];
+	int64_t		 t;
+
+	if (clock_parse_iso(option_value(argc, argv, i), &t) != 0) {
+		fprintf(stderr, "strigil: %s: not an ISO-8601 time (like "
+		    "2026-03-02T08:00:00Z)\n", opt);
+		exit(2);
+	}
+	return t;
+}
+
+/* Returns the whole number an option takes, or exits with usage. */
+static int
+option_int(int argc, char **argv, int *i)
+{
+	const char	*opt = argv[*i], *v = option_value(argc, argv, i);
+	char		*end;
+	long		 n = strtol(v, &end, 10);
+
+	if (end == v || *end != '\0' || n < 0 || n > 100000000) {
+		fprintf(stderr, "strigil: %s: not a whole number\n", opt);
+		exit(2);
+	}
+	return (int)n;
+}
+
 static int
 cmd_check(const struct config *cfg, int argc, char **argv)
 {
@@ -117,14 +147,9 @@ cmd_chat(const struct config *cfg, int argc, char **argv)
 			o.protocol = option_value(argc, argv, &i);
 		else if (strcmp(argv[i], "--db") == 0)
 			o.database = option_value(argc, argv, &i);
-		else if (strcmp(argv[i], "--start") == 0) {
-			if (clock_parse_iso(option_value(argc, argv, &i),
-			    &o.start) != 0) {
-				fprintf(stderr, "strigil: --start: not an "
-				    "ISO-8601 time\n");
-				return 2;
-			}
-		} else {
+		else if (strcmp(argv[i], "--start") == 0)
+			o.start = option_time(argc, argv, &i);
+		else {
 			fprintf(stderr, "strigil: chat: unknown option %s\n",
 			    argv[i]);
 			return 2;
@@ -148,17 +173,12 @@ cmd_simulate(const struct config *cfg, int argc, char **argv)
 	for (i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--answers") == 0)
 			o.answers = option_value(argc, argv, &i);
-		else if (strcmp(argv[i], "--start") == 0) {
-			if (clock_parse_iso(option_value(argc, argv, &i),
-			    &o.start) != 0) {
-				fprintf(stderr, "strigil: --start: not an "
-				    "ISO-8601 time\n");
-				return 2;
-			}
-		} else if (strcmp(argv[i], "--days") == 0)
-			o.days = atoi(option_value(argc, argv, &i));
+		else if (strcmp(argv[i], "--start") == 0)
+			o.start = option_time(argc, argv, &i);
+		else if (strcmp(argv[i], "--days") == 0)
+			o.days = option_int(argc, argv, &i);
 		else if (strcmp(argv[i], "--patients") == 0)
-			o.patients = atoi(option_value(argc, argv, &i));
+			o.patients = option_int(argc, argv, &i);
 		else if (strcmp(argv[i], "--tz") == 0)
 			o.tz = option_value(argc, argv, &i);
 		else if (strcmp(argv[i], "--json") == 0)

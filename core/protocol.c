@@ -657,8 +657,24 @@ proto_check_keys(struct proto_loader *pl, int t)
 	    "course", "interval", "pressure", "questionnaires", "steps",
 	    "messages", "on", "params", NULL };
 	lua_State		*L = pl->L;
-	int			 i;
 
+	if (!proto_unknown_key(L, t, known))
+		return 0;
+	if (lua_type(L, -1) == LUA_TSTRING)
+		proto_error(pl, lua_tostring(L, -1), "unknown field '%s'",
+		    lua_tostring(L, -1));
+	else
+		proto_error(pl, NULL, "the protocol table has a non-name key");
+	lua_pop(L, 1);
+	return -1;
+}
+
+int
+proto_unknown_key(lua_State *L, int t, const char *const *known)
+{
+	int	i;
+
+	t = lua_absindex(L, t);
 	lua_pushnil(L);
 	while (lua_next(L, t) != 0) {
 		lua_pop(L, 1);
@@ -666,16 +682,8 @@ proto_check_keys(struct proto_loader *pl, int t)
 			if (lua_type(L, -1) == LUA_TSTRING &&
 			    strcmp(lua_tostring(L, -1), known[i]) == 0)
 				break;
-		if (known[i] == NULL) {
-			if (lua_type(L, -1) == LUA_TSTRING)
-				proto_error(pl, lua_tostring(L, -1), "unknown "
-				    "field '%s'", lua_tostring(L, -1));
-			else
-				proto_error(pl, NULL, "the protocol table has "
-				    "a non-name key");
-			lua_pop(L, 1);
-			return -1;
-		}
+		if (known[i] == NULL)
+			return 1;
 	}
 	return 0;
 }

@@ -162,6 +162,12 @@ const char *proto_message(const struct protocol *p, const char *lang,
 const char *proto_text_get(const struct proto_text *t, const char *lang);
 int	proto_level(const struct protocol *p, const char *name);
 
+/* 1 if the table at `t` has a key not in the NULL-ended `known` list, with
+ * that key pushed; else 0. For protocol.c and protocol_ctx.c, which refuse
+ * unknown names so that a typo fails loudly. */
+struct lua_State;
+int	proto_unknown_key(struct lua_State *L, int t, const char *const *known);
+
 /* Calls the handler for `ev`. On success returns 0 with the actions in *res
  * (free with proto_result_clear); a protocol with no handler for `ev` returns
  * 0 with no actions. -1 with *cause if the handler failed: then *res holds

@@ -79,20 +79,10 @@ proto_ctx_add(lua_State *L, enum proto_act kind)
 static void
 proto_ctx_keys(lua_State *L, int t, const char *fn, const char **known)
 {
-	int	i;
-
-	lua_pushnil(L);
-	while (lua_next(L, t) != 0) {
-		lua_pop(L, 1);
-		for (i = 0; known[i] != NULL; i++)
-			if (lua_type(L, -1) == LUA_TSTRING &&
-			    strcmp(lua_tostring(L, -1), known[i]) == 0)
-				break;
-		if (known[i] == NULL)
-			luaL_error(L, "%s: unknown option '%s'", fn,
-			    lua_type(L, -1) == LUA_TSTRING ?
-			    lua_tostring(L, -1) : luaL_typename(L, -1));
-	}
+	if (proto_unknown_key(L, t, known))
+		luaL_error(L, "%s: unknown option '%s'", fn,
+		    lua_type(L, -1) == LUA_TSTRING ?
+		    lua_tostring(L, -1) : luaL_typename(L, -1));
 }
 
 static double
