@@ -341,8 +341,8 @@ engine_op_failed(struct engine_op *op, const char *what, int64_t id)
 	log_error("event=protocol_error protocol=%s patient=%lld %s=%lld "
 	    "error=%s", op->p != NULL ? op->p->id : "-", (long long)op->pt.id,
 	    what, (long long)id, log_q(op->error));
-	if (op->has_pt)
-		engine_send(op, op->pt.chat, engine_text(op, "holding"), NULL);
+	if (op->has_pt)	/* as a `message` event too: simulate shows it */
+		engine_say(op, "holding", NULL);
 }
 
 /*

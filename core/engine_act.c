@@ -21,13 +21,18 @@
 
 /* ---- texts and sending -------------------------------------------- */
 
-/* The engine's text for `key` in the patient's language (never NULL). */
+/* The engine's text for `key` in the patient's language (never NULL); the
+ * protocol's own message of that key comes first (catalog.h). */
 const char *
 engine_text(struct engine_op *op, const char *key)
 {
 	const char	*lang = op->has_pt ? op->pt.lang : op->e->cfg->language;
-	const char	*t = catalog_get(op->e->cat, lang, key);
+	const char	*t = NULL;
 
+	if (op->p != NULL)
+		t = proto_message(op->p, lang, key);
+	if (t == NULL)
+		t = catalog_get(op->e->cat, lang, key);
 	return t != NULL ? t : key;
 }
 
@@ -336,6 +341,15 @@ engine_default(struct engine_op *op, enum proto_event ev,
 		break;
 	case EV_RESUMED:
 		a->kind = ACT_SCHEDULE;
+		break;
+	case EV_ANSWERED:
+		/* Else the course would stall after screening or a check-in:
+		 * the next session, the first at the next reminder time. */
+		a->kind = ACT_SCHEDULE;
+		if (op->en.sessions_done > 0) {
+			a->when.offset = (int64_t)op->p->target_interval_h * 3600;
+			a->when.from_session = 1;
+		}
 		break;
 	default:
 		return 0;

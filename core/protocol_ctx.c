@@ -169,6 +169,8 @@ static int
 proto_ctx_opttable(lua_State *L, int arg)
 {
 	if (lua_isnoneornil(L, arg)) {
+		if (lua_gettop(L) < arg)	/* absent: make the slot first */
+			lua_settop(L, arg);
 		lua_newtable(L);
 		lua_replace(L, arg);
 	}
@@ -229,8 +231,10 @@ proto_ctx_say(lua_State *L)
 	if (!lua_isnoneornil(L, 2)) {
 		luaL_checktype(L, 2, LUA_TTABLE);
 		if ((params = luajson_encode(L, 2, &cause)) == NULL) {
+			luaL_where(L, 1);	/* file:line, as luaL_error */
 			lua_pushfstring(L, "say: %s", cause);
 			free(cause);
+			lua_concat(L, 2);
 			return lua_error(L);
 		}
 	}

@@ -29,6 +29,9 @@ static const char *sim_kinds[] = { "session_reminder", "checkin_request",
 struct sim_patient {
 	int	*cursor;	/* per scenario questionnaire: next line */
 	int	*line;		/* per scenario questionnaire: line in use */
+	int64_t	 asked_at;	/* the last question, to see it asked again */
+	char	 asked[96];
+	int	 repeats;
 };
 
 struct sim {
@@ -41,6 +44,7 @@ struct sim {
 	uint64_t		 seq;
 	uint64_t		 kinds[16];
 	int			 failed;
+	char			*cause;		/* why the run failed, if known */
 };
 
 /* ---- validating the answers file against the protocol --------------- */
@@ -152,6 +156,41 @@ sim_answer(struct sim *s, int n, const cJSON *meta, char *buf, size_t size)
 	return buf;
 }
 
+/* The same question asked again at the same instant means the engine
+ * refused the answer (a hint was sent); answering it again would loop
+ * forever, so the run stops naming the answer. */
+static int
+sim_refused(struct sim *s, int n, const cJSON *meta, const char *answer)
+{
+	struct sim_patient	*pt = &s->pts[n - 1];
+	const char		*qn, *id;
+	char			 key[96];
+	int			 qi, line = 0;
+
+	qn = cJSON_GetStringValue(cJSON_GetObjectItem(meta, "questionnaire"));
+	id = cJSON_GetStringValue(cJSON_GetObjectItem(meta, "question"));
+	snprintf(key, sizeof key, "%s.%s", qn, id);
+	if (pt->asked_at != clock_now() || strcmp(pt->asked, key) != 0) {
+		pt->asked_at = clock_now();
+		snprintf(pt->asked, sizeof pt->asked, "%s", key);
+		pt->repeats = 0;
+		return 0;
+	}
+	if (++pt->repeats < 3)
+		return 0;
+	if ((qi = sim_q_index(s, qn)) >= 0 && scenario_value(
+	    &s->sc->qs[qi].lines[pt->line[qi]], id) != NULL)
+		line = s->sc->qs[qi].lines[pt->line[qi]].lineno;
+	if (line > 0)
+		s->cause = xasprintf("%s:%d: '%s' is refused as an answer to "
+		    "'%s'", s->sc->name, line, answer, key);
+	else
+		s->cause = xasprintf("patient %d: the all-clear answer '%s' "
+		    "is refused by '%s'", n, answer, key);
+	s->failed = 1;
+	return 1;
+}
+
 static void
 sim_reply(struct sim *s, const char *chat, const char *text)
 {
@@ -179,10 +218,13 @@ sim_deliver(void *ud)
 		type = cJSON_GetStringValue(cJSON_GetObjectItem(meta, "type"));
 		snprintf(chat, sizeof chat, "%s", o.chat);
 		answer = NULL;
-		if (type != NULL && strcmp(type, "question") == 0)
+		if (type != NULL && strcmp(type, "question") == 0) {
 			answer = sim_answer(s, atoi(chat), meta, buf,
 			    sizeof buf);
-		else if (type != NULL && strcmp(type, "reminder") == 0)
+			if (answer != NULL && sim_refused(s, atoi(chat), meta,
+			    answer))
+				answer = NULL;
+		} else if (type != NULL && strcmp(type, "reminder") == 0)
 			answer = "/done";
 		if (answer != NULL && chat[0] != '@')
 			sim_reply(s, chat, answer);
@@ -334,7 +376,9 @@ sim_run(const struct sim_opts *o, struct sim_result *res)
 	    sim_deliver, &s) < 0)
 		s.failed = 1;
 	if (s.failed) {
-		cause = xstrdup("the database failed during the simulation");
+		cause = s.cause != NULL ? s.cause :
+		    xstrdup("the database failed during the simulation");
+		s.cause = NULL;
 		goto out;
 	}
 	st = engine_stats(s.e);
