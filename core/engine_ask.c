@@ -289,7 +289,7 @@ engine_answer(struct engine_op *op, const char *text)
 	const struct proto_question		*q;
 	const char				*hint, *def;
 	char					 buf[16], id[32], *value, *answers;
-	int					 rc;
+	int					 rc, declined;
 
 	qs = engine_ask_find(op, op->pt.ask_q);
 	if (qs == NULL || op->pt.ask_i >= qs->n) {
@@ -309,10 +309,13 @@ engine_answer(struct engine_op *op, const char *text)
 	rc = store_answer_insert(op->e->st, op->pt.id, op->has_en ? op->en.id : 0,
 	    qs->id, q->id, value, op->now);
 	engine_ask_record(op, q, value);
+	/* Declining consent ends setup at once: nothing more is asked. */
+	declined = strcmp(qs->id, "setup") == 0 && q->type == Q_YESNO &&
+	    strcmp(value, "no") == 0;
 	free(value);
 	if (rc != 0)
 		return -1;
-	if (++op->pt.ask_i < qs->n)
+	if (++op->pt.ask_i < qs->n && !declined)
 		return engine_ask_send(op, qs, op->pt.ask_i);
 	snprintf(id, sizeof id, "%s", op->pt.ask_q);
 	answers = op->pt.ask_a;

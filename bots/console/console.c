@@ -111,6 +111,8 @@ console_flush(struct console *c)
 
 	while (store_outbox_next(st, CONSOLE_ADAPTER, clock_now(), &o) == 0) {
 		console_print(c, &o);
+		/* Out before it is marked sent: a crash may repeat it, not lose it. */
+		fflush(stdout);
 		store_outbox_sent(st, o.id, clock_now());
 		store_out_clear(&o);
 	}
@@ -326,11 +328,13 @@ console_fs_read(uv_fs_t *req)
 			return;
 		}
 	}
-	c->is_file = 0;
+	/* At the end of the file the owner closes the console (console_end ->
+	 * eof); no read is in flight then, so it is freed here, not by a
+	 * uv_close() of the stream handle a file never had. */
+	if (!c->closing)
+		console_end(c);
 	if (c->closing)
 		free(c);
-	else
-		console_end(c);
 }
 
 static unsigned long long
