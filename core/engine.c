@@ -327,6 +327,22 @@ engine_op_save(struct engine_op *op)
 	return 0;
 }
 
+/* Tells the clinician about the patient with the catalog text `key`. */
+static void
+engine_clinician_alert(struct engine_op *op, const char *key)
+{
+	char	params[160], *body;
+	cJSON	*meta = cJSON_CreateObject();
+
+	snprintf(params, sizeof params, "{\"patient\":%lld,\"protocol\":\"%s\"}",
+	    (long long)op->pt.id, op->p != NULL ? op->p->id : "-");
+	body = catalog_render(engine_text(op, key), params);
+	cJSON_AddStringToObject(meta, "type", "alert");
+	cJSON_AddNumberToObject(meta, "patient", (double)op->pt.id);
+	engine_send(op, ENGINE_CLINICIAN, body, meta);
+	free(body);
+}
+
 /*
  * The protocol failed: its work is already undone (savepoint). Record why
  * with the event, log it without patient data, and send the patient the
@@ -343,6 +359,10 @@ engine_op_failed(struct engine_op *op, const char *what, int64_t id)
 	    what, (long long)id, log_q(op->error));
 	if (op->has_pt)	/* as a `message` event too: simulate shows it */
 		engine_say(op, "holding", NULL);
+	/* A failed job stalls the course until the protocol is fixed and
+	 * reloaded: the clinician must know, not only the log. */
+	if (op->has_pt && strcmp(what, "job") == 0)
+		engine_clinician_alert(op, "protocol_failed");
 }
 
 /*

@@ -145,7 +145,9 @@ engine_schedule_session(struct engine_op *op, int64_t due)
 int
 engine_finish(struct engine_op *op, const char *reason)
 {
-	cJSON	*data;
+	cJSON		*data;
+	char		 key[96];
+	const char	*text;
 
 	snprintf(op->en.status, sizeof op->en.status, "%s", ENROL_FINISHED);
 	op->en.ended_at = op->now;
@@ -155,8 +157,12 @@ engine_finish(struct engine_op *op, const char *reason)
 	data = cJSON_CreateObject();
 	cJSON_AddStringToObject(data, "reason", reason);
 	engine_emit(op, "course_finished", data);
-	return engine_send(op, op->pt.chat, engine_text(op, "course_finished"),
-	    NULL);
+	/* "course_finished_pain_free" if the protocol or catalog has it. */
+	snprintf(key, sizeof key, "course_finished_%s", reason);
+	text = engine_text(op, key);
+	if (strcmp(text, key) == 0)
+		text = engine_text(op, "course_finished");
+	return engine_send(op, op->pt.chat, text, NULL);
 }
 
 static char *

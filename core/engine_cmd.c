@@ -46,14 +46,14 @@ engine_cmd_say(struct engine_op *op, const char *key, cJSON *params)
 	return rc;
 }
 
-/* "Tue 3 Mar, 18:00" in the patient's zone. */
+/* "Tue 3 Mar, 18:00" in the patient's zone (%-d: glibc, no padding). */
 static void
 engine_cmd_when(struct engine_op *op, int64_t t, char *buf, size_t size)
 {
 	struct tm	tm;
 
 	if (tz_local(op->pt.tz, t, &tm) != 0 ||
-	    strftime(buf, size, "%a %e %b, %H:%M", &tm) == 0)
+	    strftime(buf, size, "%a %-d %b, %H:%M", &tm) == 0)
 		snprintf(buf, size, "?");
 }
 

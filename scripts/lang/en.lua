@@ -62,5 +62,6 @@ return {
   stopped = "Your course has ended and you won't get more reminders. Send /start if you want to begin again.",
 
   holding = "Thanks, I've saved that. Something went wrong on my side, so your clinic's team will look into it. If you feel worse, please contact your clinic directly.",
+  protocol_failed = "Patient #{patient}: the protocol {protocol} failed on a scheduled step, so their course is stalled. The error is in the log; it runs again once the protocol is fixed and reloaded.",
   escalation = "Patient #{patient} ({protocol}, day {day}): {reason}",
 }
