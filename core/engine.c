@@ -43,6 +43,7 @@ engine_free(struct engine *e)
 	for (i = 0; i < e->nprotos; i++) {
 		proto_free(e->protos[i].p);
 		free(e->protos[i].path);
+		free(e->protos[i].error);
 	}
 	free(e->protos);
 	for (i = 0; i < e->npending; i++)
@@ -95,6 +96,7 @@ engine_load_file(struct engine *e, const char *path, char **cause)
 	    sizeof *e->protos);
 	e->protos[e->nprotos].path = xstrdup(path);
 	e->protos[e->nprotos].p = p;
+	e->protos[e->nprotos].error = NULL;
 	e->nprotos++;
 	log_info("event=protocol_loaded protocol=%s version=%d", p->id,
 	    p->version);
@@ -176,7 +178,8 @@ engine_reload(struct engine *e, int64_t now)
 		if (proto_load(e->protos[i].path, &e->limits, &p, &cause) != 0) {
 			log_error("event=protocol_reload_failed path=%s "
 			    "error=%s", log_q(e->protos[i].path), log_q(cause));
-			free(cause);
+			free(e->protos[i].error);
+			e->protos[i].error = cause;
 			cause = NULL;
 			failed++;
 			continue;
@@ -191,6 +194,8 @@ engine_reload(struct engine *e, int64_t now)
 		}
 		proto_free(e->protos[i].p);
 		e->protos[i].p = p;
+		free(e->protos[i].error);
+		e->protos[i].error = NULL;
 		/* The events a broken version failed on get another chance. */
 		if (store_job_retry_failed(e->st, p->id, now, &retried) != 0)
 			retried = 0;
@@ -211,6 +216,20 @@ const struct engine_stats *
 engine_stats(struct engine *e)
 {
 	return &e->stats;
+}
+
+int
+engine_protocols(struct engine *e, struct engine_proto_status *out, int max)
+{
+	int	i;
+
+	for (i = 0; i < e->nprotos && i < max; i++) {
+		out[i].id = e->protos[i].p->id;
+		out[i].path = e->protos[i].path;
+		out[i].version = e->protos[i].p->version;
+		out[i].error = e->protos[i].error;
+	}
+	return e->nprotos;
 }
 
 struct store *

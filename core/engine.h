@@ -27,12 +27,31 @@ struct store;
 typedef void engine_observer_fn(void *ud, int64_t patient, int64_t t,
     const char *kind, const cJSON *data);
 
+/* Upper bounds (seconds) of the protocol evaluation time histogram. */
+#define ENGINE_EVAL_BUCKETS	10
+extern const double engine_eval_bounds[ENGINE_EVAL_BUCKETS];
+
 struct engine_stats {
 	uint64_t	events;		/* audit events emitted */
 	uint64_t	inbound;	/* messages handled */
 	uint64_t	duplicates;	/* messages seen before */
 	uint64_t	jobs;		/* jobs run */
+	uint64_t	lua_calls;	/* handler calls */
 	uint64_t	lua_errors;	/* failed handler calls */
+	uint64_t	lua_memory_limits;	/* ...stopped by the memory cap */
+	uint64_t	lua_budget_limits;	/* ...stopped by the budget */
+	/* Handler evaluation time: counts per bucket (cumulative is the
+	 * reader's job), and the sum in seconds. */
+	uint64_t	eval_buckets[ENGINE_EVAL_BUCKETS + 1];	/* last: +Inf */
+	double		eval_seconds;
+};
+
+/* A loaded protocol as the health check reports it. */
+struct engine_proto_status {
+	const char	*id;
+	const char	*path;
+	int		 version;
+	const char	*error;		/* why the last reload failed, or NULL */
 };
 
 /* Creates an engine over an open store; loads the catalog from
@@ -75,6 +94,10 @@ int	engine_run_due(struct engine *e, int64_t now);
 int	engine_next_due(struct engine *e, int64_t *t);
 
 const struct engine_stats *engine_stats(struct engine *e);
+/* Fills up to `max` entries; returns how many protocols are loaded. The
+ * strings live until the next reload. */
+int	engine_protocols(struct engine *e, struct engine_proto_status *out,
+	    int max);
 struct store *engine_store(struct engine *e);
 
 #endif

@@ -364,6 +364,40 @@ engine_default(struct engine_op *op, enum proto_event ev,
 	return 0;
 }
 
+const double engine_eval_bounds[ENGINE_EVAL_BUCKETS] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1
+};
+
+/* proto_call(), counted and timed for the metrics. */
+static int
+engine_timed_call(struct engine_op *op, enum proto_event ev,
+    const struct proto_ctx *ctx, struct proto_result *res)
+{
+	struct engine_stats	*st = &op->e->stats;
+	const char		*limit;
+	uint64_t		 t0;
+	double			 s;
+	int			 rc, i;
+
+	if (!op->p->has[ev])
+		return proto_call(op->p, ev, ctx, res, &op->error);
+	t0 = clock_mono_ns();
+	rc = proto_call(op->p, ev, ctx, res, &op->error);
+	s = (double)(clock_mono_ns() - t0) / 1e9;
+	st->lua_calls++;
+	st->eval_seconds += s;
+	for (i = 0; i < ENGINE_EVAL_BUCKETS && s > engine_eval_bounds[i]; i++)
+		;
+	st->eval_buckets[i]++;
+	if (rc != 0 && (limit = proto_last_limit(op->p)) != NULL) {
+		if (strcmp(limit, "memory") == 0)
+			st->lua_memory_limits++;
+		else
+			st->lua_budget_limits++;
+	}
+	return rc;
+}
+
 int
 engine_call(struct engine_op *op, enum proto_event ev,
     const char *questionnaire, const char *answers, const char *text)
@@ -388,7 +422,7 @@ engine_call(struct engine_op *op, enum proto_event ev,
 	ctx.answers = answers;
 	ctx.text = text;
 	ctx.by = op->by;
-	if (proto_call(op->p, ev, &ctx, &res, &op->error) != 0)
+	if (engine_timed_call(op, ev, &ctx, &res) != 0)
 		return ENGINE_EPROTO;
 	if (!op->p->has[ev])
 		engine_default(op, ev, &res);

@@ -14,6 +14,7 @@ struct catalog;
 struct engine_proto {
 	char		*path;
 	struct protocol	*p;
+	char		*error;		/* the last reload's failure, or NULL */
 };
 
 struct engine_event {

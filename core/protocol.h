@@ -175,5 +175,8 @@ int	proto_unknown_key(struct lua_State *L, int t, const char *const *known);
 int	proto_call(struct protocol *p, enum proto_event ev,
 	    const struct proto_ctx *ctx, struct proto_result *res, char **cause);
 void	proto_result_clear(struct proto_result *res);
+/* The limit that stopped the last failed call ("memory", "instructions"),
+ * or NULL. */
+const char *proto_last_limit(struct protocol *p);
 
 #endif

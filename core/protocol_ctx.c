@@ -479,6 +479,12 @@ proto_call(struct protocol *p, enum proto_event ev, const struct proto_ctx *ctx,
 	return rc;
 }
 
+const char *
+proto_last_limit(struct protocol *p)
+{
+	return sandbox_last_limit(p->sb);
+}
+
 void
 proto_result_clear(struct proto_result *res)
 {

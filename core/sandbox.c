@@ -1060,6 +1060,19 @@ sandbox_call(struct sandbox *sb, int nargs, int nresults, char **cause)
 	return -1;
 }
 
+const char *
+sandbox_last_limit(struct sandbox *sb)
+{
+	switch (sb->limit) {
+	case SANDBOX_LIMIT_MEMORY:
+		return "memory";
+	case SANDBOX_LIMIT_BUDGET:
+		return "instructions";
+	default:
+		return NULL;
+	}
+}
+
 void
 sandbox_freeze_globals(struct sandbox *sb)
 {

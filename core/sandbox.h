@@ -51,6 +51,10 @@ int	 sandbox_load_file(struct sandbox *sb, const char *path, char **cause);
  * or memory error is reported even if the code caught it with pcall(). */
 int	 sandbox_call(struct sandbox *sb, int nargs, int nresults, char **cause);
 
+/* Which limit stopped the last sandbox_call(): "memory", "instructions",
+ * or NULL if none did (it succeeded or failed on its own). */
+const char *sandbox_last_limit(struct sandbox *sb);
+
 /* Makes the global table read-only from now on (after the chunk ran). */
 void	 sandbox_freeze_globals(struct sandbox *sb);
 
