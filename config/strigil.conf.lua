@@ -55,3 +55,14 @@ log_level = "info"
 
 -- Run the console chat adapter (stdin/stdout) under `strigil run`.
 console = true
+
+-- The built-in HTTP server of `strigil run`: GET /healthz (JSON status for
+-- Docker's HEALTHCHECK and `strigil health`) and GET /metrics (Prometheus).
+-- Neither shows patient data. It listens on loopback only unless `listen`
+-- says otherwise ("0.0.0.0" for every interface, e.g. inside a container);
+-- port 0 picks a free port, which the log names (event=http_listening).
+http = {
+	listen = "127.0.0.1",
+	port = 8080,
+	enabled = true,
+}

@@ -189,10 +189,17 @@ catalog_param(const cJSON *params, const char *name, char *buf, size_t size)
 char *
 catalog_render(const char *tmpl, const char *params)
 {
-	cJSON		*json = params != NULL ? cJSON_Parse(params) : NULL;
+	cJSON		*json;
 	size_t		 cap = strlen(tmpl) + 64, n = 0, len, k;
 	char		*out = xmalloc(cap), name[64], num[32], one[2] = "";
 	const char	*p, *end, *v;
+
+	/* Most texts name no parameter: skip parsing them. */
+	if (params == NULL || strchr(tmpl, '{') == NULL) {
+		free(out);
+		return xstrdup(tmpl);
+	}
+	json = cJSON_Parse(params);
 
 	for (p = tmpl; *p != '\0'; p++) {
 		v = NULL;

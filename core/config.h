@@ -32,6 +32,9 @@ struct config {
 	int64_t	 lua_instructions;	/* per handler call, 10,000,000 */
 	int	 log_level;		/* enum log_level, info */
 	int	 console;		/* run the console adapter in `strigil run` */
+	char	*http_listen;		/* HTTP server address, "127.0.0.1" */
+	int64_t	 http_port;		/* 8080; 0 picks a free port */
+	int	 http_enabled;		/* serve /healthz and /metrics */
 };
 
 /* Fills `cfg` with defaults, then the file at `path` (skipped if NULL), then

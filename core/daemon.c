@@ -15,18 +15,28 @@
 #include "console/console.h"
 #include "daemon.h"
 #include "engine.h"
+#include "health.h"
+#include "http.h"
 #include "log.h"
 #include "schedule.h"
 #include "store.h"
 #include "xmalloc.h"
 
+/* Editors write a file in several steps: reload once it is quiet. */
+#define DAEMON_WATCH_MS	300
+
 struct daemon {
 	uv_loop_t	 loop;
 	uv_signal_t	 sigint, sigterm, sighup;
+	uv_fs_event_t	 watch;		/* the protocols folder (run only) */
+	uv_timer_t	 watch_timer;	/* debounce */
+	const char	*watch_dir;	/* NULL when not watching */
 	struct store	*st;
 	struct engine	*e;
 	struct sched	*sched;
 	struct console	*console;
+	struct http_server *http;	/* NULL when not serving */
+	struct health_source health;
 	int		 stopping;
 };
 
@@ -50,10 +60,19 @@ daemon_stop(struct daemon *d, const char *why)
 		console_close(d->console);
 		d->console = NULL;
 	}
+	if (d->http != NULL) {
+		http_close(d->http);
+		d->http = NULL;
+	}
 	sched_close(d->sched);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sighup, NULL);
+	if (d->watch_dir != NULL) {
+		uv_close((uv_handle_t *)&d->watch, NULL);
+		uv_close((uv_handle_t *)&d->watch_timer, NULL);
+		d->watch_dir = NULL;
+	}
 }
 
 static void
@@ -94,6 +113,125 @@ daemon_signals(struct daemon *d)
 			return rc;
 	}
 	return 0;
+}
+
+/* The protocols folder went quiet: reload what changed, load what is new. */
+static void
+daemon_watch_fire(uv_timer_t *t)
+{
+	struct daemon	*d = t->data;
+
+	if (d->stopping || d->watch_dir == NULL)
+		return;
+	engine_rescan(d->e, d->watch_dir, clock_now());
+	sched_kick(d->sched);
+}
+
+static void
+daemon_watch_event(uv_fs_event_t *h, const char *name, int events,
+    int status)
+{
+	struct daemon	*d = h->data;
+	size_t		 n;
+
+	(void)events;
+	if (status < 0) {
+		log_warn("event=watch_error path=%s error=%s",
+		    log_q(d->watch_dir), log_q(uv_strerror(status)));
+		return;
+	}
+	/* Swap and backup files (.x.lua.swp, x.lua~, 4913) are not ours. */
+	if (name != NULL && ((n = strlen(name)) < 5 || name[0] == '.' ||
+	    strcmp(name + n - 4, ".lua") != 0))
+		return;
+	uv_timer_start(&d->watch_timer, daemon_watch_fire, DAEMON_WATCH_MS, 0);
+}
+
+/* Watches the protocols folder; without it (say, no inotify) SIGHUP still
+ * reloads, so a failure is only logged. */
+static void
+daemon_watch(struct daemon *d, const char *dir)
+{
+	int	rc;
+
+	if ((rc = uv_timer_init(&d->loop, &d->watch_timer)) != 0)
+		goto fail;
+	d->watch_timer.data = d;
+	if ((rc = uv_fs_event_init(&d->loop, &d->watch)) != 0) {
+		uv_close((uv_handle_t *)&d->watch_timer, NULL);
+		goto fail;
+	}
+	d->watch.data = d;
+	d->watch_dir = dir;
+	if ((rc = uv_fs_event_start(&d->watch, daemon_watch_event, dir,
+	    0)) != 0) {
+		uv_close((uv_handle_t *)&d->watch, NULL);
+		uv_close((uv_handle_t *)&d->watch_timer, NULL);
+		d->watch_dir = NULL;
+		goto fail;
+	}
+	log_info("event=watching path=%s", log_q(dir));
+	return;
+fail:
+	log_warn("event=watch_failed path=%s error=%s", log_q(dir),
+	    log_q(uv_strerror(rc)));
+}
+
+static int
+daemon_adapters(void *ud, struct health_adapter *out, int max)
+{
+	struct daemon	*d = ud;
+
+	if (d->console == NULL)
+		return 0;
+	if (max > 0) {
+		out[0].name = "console";
+		out[0].connected = 1;	/* its end is the daemon's */
+	}
+	return 1;
+}
+
+/*
+ * Serves /healthz and /metrics. An address that is not one, or a port we
+ * cannot have (taken, say), stops the start with a clear message: a daemon
+ * running without the endpoints its health check and monitoring expect
+ * would fail later and less clearly. (Tests ask for port 0: any free one.)
+ */
+static int
+daemon_http(struct daemon *d, const struct config *cfg, char **cause)
+{
+	struct sockaddr_in	sa4;
+	struct sockaddr_in6	sa6;
+	int			rc;
+
+	if (uv_ip4_addr(cfg->http_listen, 0, &sa4) != 0 &&
+	    uv_ip6_addr(cfg->http_listen, 0, &sa6) != 0) {
+		*cause = xasprintf("http.listen: \"%s\" is not an IP address",
+		    cfg->http_listen);
+		return -1;
+	}
+	d->health.e = d->e;
+	d->health.sched = d->sched;
+	d->health.started = (double)clock_now_ms() / 1000;
+	d->health.adapters = daemon_adapters;
+	d->health.ud = d;
+	if ((rc = http_new(&d->http, &d->loop, NULL)) != 0) {
+		d->http = NULL;
+		goto fail;
+	}
+	if ((rc = health_routes(d->http, &d->health)) != 0 ||
+	    (rc = http_listen(d->http, cfg->http_listen,
+	    (int)cfg->http_port)) != 0) {
+		http_close(d->http);
+		d->http = NULL;
+		goto fail;
+	}
+	return 0;
+fail:
+	*cause = xasprintf("http: cannot listen on %s port %d: %s (set "
+	    "http.port, or http.enabled = false)", cfg->http_listen,
+	    (int)cfg->http_port, uv_strerror(rc));
+	return -1;
 }
 
 /* Creates the folder of a database file, so ./data/ need not exist. */
@@ -160,6 +298,9 @@ daemon_main(const struct daemon_opts *o)
 		cause = xstrdup("cannot set up timers and signals");
 		goto out;
 	}
+	/* `run` reloads a protocol file when it changes; `chat` does not. */
+	if (!o->chat && o->protocol == NULL)
+		daemon_watch(&d, o->cfg->protocols);
 	if (o->chat || o->cfg->console) {
 		if (o->chat)
 			daemon_banner();
@@ -168,6 +309,9 @@ daemon_main(const struct daemon_opts *o)
 			goto out;
 		console_flush(d.console);
 	}
+	if (!o->chat && o->cfg->http_enabled &&
+	    daemon_http(&d, o->cfg, &cause) != 0)
+		goto out;
 	log_info("event=started mode=%s version=%s", o->chat ? "chat" : "run",
 	    STRIGIL_VERSION);
 	/* Jobs that came due while we were down run now, each once. */

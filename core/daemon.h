@@ -5,7 +5,9 @@
  * SIGINT/SIGTERM stop taking input and exit 0 once the loop is idle; since
  * every event runs to its commit inside one callback, no transaction is cut
  * short. SIGHUP reloads the protocols: a file that fails keeps its old
- * version running, and the log says why.
+ * version running, and the log says why. `run` also watches the protocols
+ * folder and reloads a changed file (or loads a new one) 300 ms after the
+ * last write; `chat` does not watch.
  */
 #ifndef STRIGIL_DAEMON_H
 #define STRIGIL_DAEMON_H

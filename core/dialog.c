@@ -173,6 +173,12 @@ dialog_text_ok(const char *s)
 			n = 3;
 		else
 			return 0;
+		/* No overlong forms, surrogates or code points past U+10FFFF. */
+		if ((p[0] == 0xe0 && p[1] < 0xa0) ||
+		    (p[0] == 0xed && p[1] >= 0xa0) ||
+		    (p[0] == 0xf0 && p[1] < 0x90) ||
+		    (p[0] == 0xf4 && p[1] >= 0x90))
+			return 0;
 		for (p++; n > 0; n--, p++)
 			if ((*p & 0xc0) != 0x80)
 				return 0;

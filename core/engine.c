@@ -3,12 +3,16 @@
  * event enters it: a patient's message and a due job. Each runs in one
  * transaction; see engine.h.
  */
+#include <sys/stat.h>
+
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "catalog.h"
+#include "clock.h"
 #include "config.h"
 #include "engine_int.h"
 #include "log.h"
@@ -46,6 +50,10 @@ engine_free(struct engine *e)
 		free(e->protos[i].error);
 	}
 	free(e->protos);
+	for (i = 0; i < e->nbad; i++)
+		free(e->bad[i].path);
+	free(e->bad);
+	engine_version_free(e);
 	for (i = 0; i < e->npending; i++)
 		cJSON_Delete(e->pending[i].data);
 	free(e->pending);
@@ -79,11 +87,28 @@ engine_default_protocol(struct engine *e)
 	return p;
 }
 
+/* The file's size, time and inode, all 0 if it cannot be read. */
+static void
+engine_file_sig(const char *path, struct engine_fsig *sig)
+{
+	struct stat	sb;
+
+	memset(sig, 0, sizeof *sig);
+	if (stat(path, &sb) != 0)
+		return;
+	sig->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 +
+	    sb.st_mtim.tv_nsec;
+	sig->size = (int64_t)sb.st_size;
+	sig->ino = (int64_t)sb.st_ino;
+}
+
 int
 engine_load_file(struct engine *e, const char *path, char **cause)
 {
-	struct protocol	*p;
+	struct protocol		*p;
+	struct engine_fsig	 sig;
 
+	engine_file_sig(path, &sig);
 	if (proto_load(path, &e->limits, &p, cause) != 0)
 		return -1;
 	if (engine_protocol(e, p->id) != NULL) {
@@ -92,11 +117,17 @@ engine_load_file(struct engine *e, const char *path, char **cause)
 		proto_free(p);
 		return -1;
 	}
+	if (engine_version_check(e, p, path, clock_now(), cause) != 0) {
+		proto_free(p);
+		return -1;
+	}
 	e->protos = xrealloc(e->protos, (size_t)(e->nprotos + 1) *
 	    sizeof *e->protos);
+	memset(&e->protos[e->nprotos], 0, sizeof e->protos[e->nprotos]);
 	e->protos[e->nprotos].path = xstrdup(path);
 	e->protos[e->nprotos].p = p;
 	e->protos[e->nprotos].error = NULL;
+	e->protos[e->nprotos].sig = sig;
 	e->nprotos++;
 	log_info("event=protocol_loaded protocol=%s version=%d", p->id,
 	    p->version);
@@ -117,18 +148,18 @@ engine_name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int
-engine_load_dir(struct engine *e, const char *dir, char **cause)
+/* The *.lua files of `dir`, sorted (caller frees); -1 if it cannot be
+ * read. */
+static int
+engine_dir_names(const char *dir, char ***out)
 {
 	DIR		*d;
 	struct dirent	*de;
-	char		**names = NULL, *path;
-	int		 n = 0, i, rc = 0;
+	char		**names = NULL;
+	int		 n = 0;
 
-	if ((d = opendir(dir)) == NULL) {
-		*cause = xasprintf("%s: cannot open the protocol folder", dir);
+	if ((d = opendir(dir)) == NULL)
 		return -1;
-	}
 	while ((de = readdir(d)) != NULL) {
 		if (!engine_is_lua(de->d_name))
 			continue;
@@ -137,7 +168,22 @@ engine_load_dir(struct engine *e, const char *dir, char **cause)
 	}
 	closedir(d);
 	/* Sorted, so which protocol comes first never depends on the disk. */
-	qsort(names, (size_t)n, sizeof *names, engine_name_cmp);
+	if (n > 0)
+		qsort(names, (size_t)n, sizeof *names, engine_name_cmp);
+	*out = names;
+	return n;
+}
+
+int
+engine_load_dir(struct engine *e, const char *dir, char **cause)
+{
+	char		**names = NULL, *path;
+	int		 n, i, rc = 0;
+
+	if ((n = engine_dir_names(dir, &names)) < 0) {
+		*cause = xasprintf("%s: cannot open the protocol folder", dir);
+		return -1;
+	}
 	for (i = 0; i < n; i++) {
 		path = xasprintf("%s/%s", dir, names[i]);
 		if (rc == 0)
@@ -166,42 +212,136 @@ engine_ready(struct engine *e, char **cause)
 	return 0;
 }
 
+/* Re-reads the i-th protocol file; 0, or 1 if it failed (logged, and kept
+ * for the health check). */
+static int
+engine_reload_at(struct engine *e, int i, int64_t now)
+{
+	struct engine_proto	*ep = &e->protos[i];
+	struct protocol		*p;
+	char			*cause = NULL;
+	int64_t			 retried;
+
+	engine_file_sig(ep->path, &ep->sig);
+	if (proto_load(ep->path, &e->limits, &p, &cause) == 0 &&
+	    strcmp(p->id, ep->p->id) != 0) {
+		cause = xasprintf("%s: the protocol id changed (from '%s' to "
+		    "'%s')", ep->path, ep->p->id, p->id);
+		proto_free(p);
+	} else if (cause == NULL &&
+	    engine_version_check(e, p, ep->path, now, &cause) != 0)
+		proto_free(p);
+	if (cause != NULL) {
+		log_error("event=protocol_reload_failed path=%s error=%s",
+		    log_q(ep->path), log_q(cause));
+		free(ep->error);
+		ep->error = cause;
+		return 1;
+	}
+	proto_free(ep->p);
+	ep->p = p;
+	free(ep->error);
+	ep->error = NULL;
+	/* The events a broken version failed on get another chance. */
+	if (store_job_retry_failed(e->st, p->id, now, &retried) != 0)
+		retried = 0;
+	log_info("event=protocol_reloaded protocol=%s version=%d "
+	    "retried_jobs=%lld", p->id, p->version, (long long)retried);
+	return 0;
+}
+
 int
 engine_reload(struct engine *e, int64_t now)
 {
-	struct protocol	*p;
-	char		*cause = NULL;
-	int64_t		 retried;
-	int		 i, failed = 0;
+	int	i, failed = 0;
+
+	for (i = 0; i < e->nprotos; i++)
+		failed += engine_reload_at(e, i, now);
+	return failed;
+}
+
+static int
+engine_sig_eq(const struct engine_fsig *a, const struct engine_fsig *b)
+{
+	return a->mtime_ns == b->mtime_ns && a->size == b->size &&
+	    a->ino == b->ino;
+}
+
+/* A new file of the folder: loaded unless it failed before unchanged. */
+static int
+engine_rescan_new(struct engine *e, const char *path)
+{
+	struct engine_fsig	 sig;
+	char			*cause = NULL;
+	int			 i;
+
+	engine_file_sig(path, &sig);
+	for (i = 0; i < e->nbad; i++)
+		if (strcmp(e->bad[i].path, path) == 0)
+			break;
+	if (i < e->nbad && engine_sig_eq(&e->bad[i].sig, &sig))
+		return 1;
+	if (engine_load_file(e, path, &cause) == 0) {
+		if (i < e->nbad) {
+			free(e->bad[i].path);
+			e->bad[i] = e->bad[--e->nbad];
+		}
+		return 0;
+	}
+	log_error("event=protocol_load_failed path=%s error=%s", log_q(path),
+	    log_q(cause));
+	free(cause);
+	if (i == e->nbad) {
+		e->bad = xrealloc(e->bad, (size_t)(e->nbad + 1) *
+		    sizeof *e->bad);
+		e->bad[e->nbad++].path = xstrdup(path);
+	}
+	e->bad[i].sig = sig;
+	return 1;
+}
+
+int
+engine_rescan(struct engine *e, const char *dir, int64_t now)
+{
+	struct engine_proto	*ep;
+	struct engine_fsig	 sig;
+	struct stat		 sb;
+	char			**names = NULL, *path;
+	int			 n, i, j, failed = 0;
 
 	for (i = 0; i < e->nprotos; i++) {
-		if (proto_load(e->protos[i].path, &e->limits, &p, &cause) != 0) {
-			log_error("event=protocol_reload_failed path=%s "
-			    "error=%s", log_q(e->protos[i].path), log_q(cause));
-			free(e->protos[i].error);
-			e->protos[i].error = cause;
-			cause = NULL;
-			failed++;
+		ep = &e->protos[i];
+		if (stat(ep->path, &sb) != 0 && errno == ENOENT) {
+			/* What runs stays: patients are mid-course. */
+			if (!ep->gone)
+				log_warn("event=protocol_file_deleted "
+				    "protocol=%s path=%s keeps_running=1",
+				    ep->p->id, log_q(ep->path));
+			ep->gone = 1;
 			continue;
 		}
-		if (strcmp(p->id, e->protos[i].p->id) != 0) {
-			log_error("event=protocol_reload_failed path=%s "
-			    "error=\"the protocol id changed\"",
-			    log_q(e->protos[i].path));
-			proto_free(p);
-			failed++;
+		engine_file_sig(ep->path, &sig);
+		if (!ep->gone && engine_sig_eq(&sig, &ep->sig))
 			continue;
-		}
-		proto_free(e->protos[i].p);
-		e->protos[i].p = p;
-		free(e->protos[i].error);
-		e->protos[i].error = NULL;
-		/* The events a broken version failed on get another chance. */
-		if (store_job_retry_failed(e->st, p->id, now, &retried) != 0)
-			retried = 0;
-		log_info("event=protocol_reloaded protocol=%s version=%d "
-		    "retried_jobs=%lld", p->id, p->version, (long long)retried);
+		ep->gone = 0;
+		failed += engine_reload_at(e, i, now);
 	}
+	if ((n = engine_dir_names(dir, &names)) < 0) {
+		log_error("event=protocol_folder_unreadable path=%s",
+		    log_q(dir));
+		return failed;
+	}
+	for (i = 0; i < n; i++) {
+		path = xasprintf("%s/%s", dir, names[i]);
+		for (j = 0; j < e->nprotos; j++)
+			if (strcmp(e->protos[j].path, path) == 0)
+				break;
+		if (j == e->nprotos)
+			failed += engine_rescan_new(e, path);
+		free(path);
+		free(names[i]);
+	}
+	free(names);
 	return failed;
 }
 
@@ -311,6 +451,8 @@ engine_op_clear(struct engine_op *op)
 {
 	store_patient_clear(&op->pt);
 	store_enrolment_clear(&op->en);
+	store_patient_clear(&op->pt0);
+	store_enrolment_clear(&op->en0);
 	free(op->error);
 	op->error = NULL;
 }
@@ -332,16 +474,74 @@ engine_op_load_enrolment(struct engine_op *op)
 			    op->en.protocol);
 			return ENGINE_EPROTO;
 		}
+		/* The patient keeps the version they enrolled with, unless
+		 * the loaded one takes them over (engine_ver.c). */
+		if (op->p->version != op->en.version)
+			return engine_version(op);
 	}
 	return 0;
 }
 
 static int
+engine_strdiff(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+/* Remembers the rows as loaded (see engine_op_save). */
+static void
+engine_op_snapshot(struct engine_op *op)
+{
+	/* A second guarded step (after a version upgrade) snapshots again. */
+	store_patient_clear(&op->pt0);
+	store_enrolment_clear(&op->en0);
+	if ((op->has_pt0 = op->has_pt)) {
+		op->pt0 = op->pt;
+		op->pt0.ask_a = op->pt.ask_a ? xstrdup(op->pt.ask_a) : NULL;
+	}
+	if ((op->has_en0 = op->has_en)) {
+		op->en0 = op->en;
+		op->en0.state = op->en.state ? xstrdup(op->en.state) : NULL;
+	}
+}
+
+static int
+engine_patient_changed(const struct engine_op *op)
+{
+	const struct store_patient	*a = &op->pt, *b = &op->pt0;
+
+	return !op->has_pt0 || a->id != b->id || strcmp(a->tz, b->tz) != 0 ||
+	    a->remind_min != b->remind_min || strcmp(a->lang, b->lang) != 0 ||
+	    a->consent != b->consent || a->unreachable != b->unreachable ||
+	    strcmp(a->ask_q, b->ask_q) != 0 || a->ask_i != b->ask_i ||
+	    engine_strdiff(a->ask_a, b->ask_a);
+}
+
+static int
+engine_enrolment_changed(const struct engine_op *op)
+{
+	const struct store_enrolment	*a = &op->en, *b = &op->en0;
+
+	return !op->has_en0 || a->id != b->id || a->version != b->version ||
+	    strcmp(a->status, b->status) != 0 || a->pressure != b->pressure ||
+	    a->sessions_done != b->sessions_done ||
+	    a->enrolled_at != b->enrolled_at ||
+	    a->last_session_at != b->last_session_at ||
+	    a->ended_at != b->ended_at || engine_strdiff(a->state, b->state);
+}
+
+/* Writes back the patient and enrolment, each only if it changed: most
+ * events change one of them, and every skipped UPDATE counts. */
+static int
 engine_op_save(struct engine_op *op)
 {
-	if (op->has_pt && store_patient_update(op->e->st, &op->pt) != 0)
+	if (op->has_pt && engine_patient_changed(op) &&
+	    store_patient_update(op->e->st, &op->pt) != 0)
 		return -1;
-	if (op->has_en && store_enrolment_update(op->e->st, &op->en) != 0)
+	if (op->has_en && engine_enrolment_changed(op) &&
+	    store_enrolment_update(op->e->st, &op->en) != 0)
 		return -1;
 	return 0;
 }
@@ -389,7 +589,7 @@ engine_op_failed(struct engine_op *op, const char *what, int64_t id)
  * savepoint is rolled back, so the event's other effects are kept only if
  * they were made before.
  */
-static int
+int
 engine_op_guarded(struct engine_op *op, int (*fn)(struct engine_op *, void *),
     void *arg)
 {
@@ -397,6 +597,7 @@ engine_op_guarded(struct engine_op *op, int (*fn)(struct engine_op *, void *),
 
 	if (store_savepoint(op->e->st) != 0)
 		return -1;
+	engine_op_snapshot(op);
 	rc = fn(op, arg);
 	if (rc == 0)
 		rc = engine_op_save(op);
@@ -565,8 +766,12 @@ engine_run_one(struct engine *e, int64_t now)
 		return rc == STORE_NOTFOUND ? 1 : -1;
 	}
 	e->stats.jobs++;
-	if ((rc = store_patient_get(e->st, j.patient_id, &op.pt)) != 0)
+	if ((rc = store_patient_get(e->st, j.patient_id, &op.pt)) != 0) {
+		/* Closed, or it would be taken again forever. */
+		if (rc == STORE_NOTFOUND)
+			rc = store_job_close(e->st, j.id, "stale", NULL, now);
 		goto out;
+	}
 	op.has_pt = 1;
 	rc = engine_op_load_enrolment(&op);
 	/* A job belongs to one enrolment; a newer course makes it stale. */

@@ -62,7 +62,9 @@ int	engine_new(struct engine **out, const struct config *cfg,
 void	engine_free(struct engine *e);
 
 /* Loads one protocol file, or every *.lua of a folder. The first protocol
- * loaded is the default unless cfg->default_protocol names another. */
+ * loaded is the default unless cfg->default_protocol names another. Each
+ * version's source is kept in the store; a version lower than one stored,
+ * or a changed text under a stored version, is refused. */
 int	engine_load_file(struct engine *e, const char *path, char **cause);
 int	engine_load_dir(struct engine *e, const char *dir, char **cause);
 /* Checks that the default protocol is loaded. */
@@ -71,6 +73,12 @@ int	engine_ready(struct engine *e, char **cause);
  * logged. Jobs that failed under a protocol now reloaded are due again at
  * `now`. Returns the number of files that failed. */
 int	engine_reload(struct engine *e, int64_t now);
+/* For the folder watch: reloads the loaded files that changed since they
+ * were last read (size, time or inode), and loads the new *.lua files of
+ * `dir` (one that fails is logged and tried again once it changes). A
+ * deleted file keeps its protocol running (logged once). Returns the
+ * number of files that failed. */
+int	engine_rescan(struct engine *e, const char *dir, int64_t now);
 
 void	engine_set_observer(struct engine *e, engine_observer_fn *fn, void *ud);
 

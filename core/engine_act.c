@@ -422,6 +422,7 @@ engine_call(struct engine_op *op, enum proto_event ev,
 	ctx.answers = answers;
 	ctx.text = text;
 	ctx.by = op->by;
+	ctx.from_version = op->from_version;
 	if (engine_timed_call(op, ev, &ctx, &res) != 0)
 		return ENGINE_EPROTO;
 	if (!op->p->has[ev])

@@ -11,10 +11,34 @@
 
 struct catalog;
 
+/* What a protocol file looked like when last read: a change to any of
+ * these makes the folder watch reload it. */
+struct engine_fsig {
+	int64_t		 mtime_ns;
+	int64_t		 size;
+	int64_t		 ino;
+};
+
 struct engine_proto {
 	char		*path;
 	struct protocol	*p;
 	char		*error;		/* the last reload's failure, or NULL */
+	struct engine_fsig sig;		/* the file when last (re)loaded */
+	int		 gone;		/* the file was deleted (logged once) */
+};
+
+/* A new file of the folder that failed to load, not retried unchanged. */
+struct engine_badfile {
+	char		*path;
+	struct engine_fsig sig;
+};
+
+/* An older version of a loaded protocol, compiled from its stored source
+ * for the patients still on it (engine_ver.c). */
+struct engine_old {
+	char		*id;
+	int		 version;
+	struct protocol	*p;		/* NULL: its source was never stored */
 };
 
 struct engine_event {
@@ -31,6 +55,10 @@ struct engine {
 	struct proto_limits	 limits;
 	struct engine_proto	*protos;
 	int			 nprotos;
+	struct engine_old	*old;		/* older versions in use */
+	int			 nold;
+	struct engine_badfile	*bad;		/* new files that failed */
+	int			 nbad;
 	engine_observer_fn	*observer;
 	void			*observer_ud;
 	/* Events of the transaction in progress, told after it commits. */
@@ -53,7 +81,12 @@ struct engine_op {
 	int			 session;	/* session the event is about */
 	int			 held;		/* postponed, paused or finished */
 	const char		*by;		/* who resumed: patient, clinician */
+	int			 from_version;	/* EV_UPGRADED: the old version */
 	char			*error;		/* why the protocol failed */
+	/* The rows as loaded, so that unchanged ones are not written back. */
+	struct store_patient	 pt0;
+	struct store_enrolment	 en0;
+	int			 has_pt0, has_en0;
 };
 
 #define ENGINE_CLINICIAN	"@clinician"	/* outbox chat of the clinician */
@@ -64,6 +97,19 @@ struct protocol *engine_protocol(struct engine *e, const char *id);
 struct protocol *engine_default_protocol(struct engine *e);
 void	engine_emit(struct engine_op *op, const char *kind, cJSON *data);
 int	engine_running(const struct engine_op *op);
+int	engine_op_guarded(struct engine_op *op,
+	    int (*fn)(struct engine_op *, void *), void *arg);
+
+/* engine_ver.c: protocol versions. _check stores a newly loaded version's
+ * source, or refuses a lower version or a changed text under a stored
+ * version number. engine_version() picks the protocol for an enrolment on
+ * another version than the loaded one: it moves the patient to the loaded
+ * version if that declares upgrade.from their version, else gives them
+ * their own version, compiled from its stored source. */
+int	engine_version_check(struct engine *e, const struct protocol *p,
+	    const char *path, int64_t now, char **cause);
+int	engine_version(struct engine_op *op);
+void	engine_version_free(struct engine *e);
 
 /* engine_act.c: calling handlers and applying what they ask for. */
 int	engine_call(struct engine_op *op, enum proto_event ev,

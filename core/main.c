@@ -6,6 +6,8 @@
  *   strigil [-c FILE] check PROTOCOL...
  *   strigil [-c FILE] simulate PROTOCOL [--answers FILE] [--start ISO-8601]
  *           [--days N] [--patients N] [--tz ZONE] [--json]
+ *   strigil [-c FILE] backup [--force] FILE
+ *   strigil [-c FILE] health [--url URL]
  *   strigil --version
  *
  * The config file is -c FILE, else $STRIGIL_CONFIG, else
@@ -18,8 +20,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <uv.h>
 
+#include "backup.h"
 #include "clock.h"
 #include "config.h"
 #include "daemon.h"
@@ -29,6 +33,8 @@
 #include "xmalloc.h"
 
 #define DEFAULT_CONFIG	"config/strigil.conf.lua"
+#define HEALTH_BODY_MAX	65536	/* bytes of /healthz we keep */
+#define HEALTH_TIMEOUT	10	/* seconds for the whole request */
 
 static void
 usage(FILE *f)
@@ -44,6 +50,10 @@ usage(FILE *f)
 	    "  simulate PROTOCOL [--answers FILE] [--start ISO-8601] [--days N]\n"
 	    "           [--patients N] [--tz ZONE] [--json]\n"
 	    "                           run virtual patients through a protocol\n"
+	    "  backup [--force] FILE    copy the database to FILE, also while "
+	    "it runs\n"
+	    "  health [--url URL]       ask the running daemon's /healthz; exit 0 "
+	    "if healthy\n"
 	    "  --version                print the version\n");
 }
 
@@ -204,6 +214,142 @@ cmd_simulate(const struct config *cfg, int argc, char **argv)
 	return sim_main(&o);
 }
 
+static int
+cmd_backup(const struct config *cfg, int argc, char **argv)
+{
+	struct backup_result	 res;
+	const char		*file = NULL;
+	char			*cause = NULL;
+	int			 i, force = 0;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--force") == 0)
+			force = 1;
+		else if (argv[i][0] == '-' || file != NULL) {
+			file = NULL;
+			break;
+		} else
+			file = argv[i];
+	}
+	if (file == NULL) {
+		fprintf(stderr, "usage: strigil backup [--force] FILE\n");
+		return 2;
+	}
+	if (backup_run(cfg->database, file, force, &res, &cause) != 0) {
+		fprintf(stderr, "strigil: backup: %s\n", cause);
+		free(cause);
+		return 1;
+	}
+	printf("backup: %s -> %s: %lld bytes, %d pages, %d tables, %lld rows, "
+	    "integrity ok\n", cfg->database, file, (long long)res.bytes,
+	    res.pages, res.tables, (long long)res.rows);
+	return 0;
+}
+
+struct health_reply {
+	char	status[128];		/* the status line */
+	char	body[HEALTH_BODY_MAX];
+	size_t	len;
+};
+
+static size_t
+health_header(char *data, size_t size, size_t n, void *ud)
+{
+	struct health_reply	*r = ud;
+	size_t			 len = size * n;
+
+	/* The last status line wins: a 100 Continue may come first. */
+	if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+		while (len > 0 && (data[len - 1] == '\r' || data[len - 1] == '\n'))
+			len--;
+		snprintf(r->status, sizeof r->status, "%.*s", (int)len, data);
+	}
+	return size * n;
+}
+
+static size_t
+health_body(char *data, size_t size, size_t n, void *ud)
+{
+	struct health_reply	*r = ud;
+	size_t			 len = size * n, room;
+
+	room = sizeof r->body - 1 - r->len;
+	if (len > room)
+		len = room;
+	memcpy(r->body + r->len, data, len);
+	r->len += len;
+	r->body[r->len] = '\0';
+	return size * n;
+}
+
+/* GET /healthz of the daemon; exit 0 on 200, else 1 (2: bad usage). */
+static int
+cmd_health(const struct config *cfg, int argc, char **argv)
+{
+	struct health_reply	*r;
+	const char		*host = cfg->http_listen, *url = NULL;
+	char			*made = NULL, err[CURL_ERROR_SIZE] = "";
+	CURL			*curl;
+	CURLcode		 cc;
+	long			 code = 0;
+	int			 i;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--url") == 0)
+			url = option_value(argc, argv, &i);
+		else {
+			fprintf(stderr, "strigil: health: unknown option %s\n",
+			    argv[i]);
+			return 2;
+		}
+	}
+	if (url == NULL) {
+		/* The daemon listens everywhere: ask it on loopback. */
+		if (strcmp(host, "0.0.0.0") == 0)
+			host = "127.0.0.1";
+		else if (strcmp(host, "::") == 0)
+			host = "::1";
+		made = xasprintf(strchr(host, ':') != NULL ?
+		    "http://[%s]:%d/healthz" : "http://%s:%d/healthz", host,
+		    (int)cfg->http_port);
+		url = made;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+	    (curl = curl_easy_init()) == NULL) {
+		fprintf(stderr, "strigil: health: cannot start libcurl\n");
+		free(made);
+		return 1;
+	}
+	r = xcalloc(1, sizeof *r);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)HEALTH_TIMEOUT);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, err);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, health_header);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, health_body);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
+	cc = curl_easy_perform(curl);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(curl);
+	curl_global_cleanup();
+	if (cc != CURLE_OK)
+		fprintf(stderr, "strigil: health: %s: %s\n", url,
+		    err[0] != '\0' ? err : curl_easy_strerror(cc));
+	else {
+		printf("%s\n", r->status);
+		if (r->len > 0)
+			printf("%s%s", r->body,
+			    r->body[r->len - 1] == '\n' ? "" : "\n");
+	}
+	free(r);
+	free(made);
+	return code == 200 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -233,7 +379,8 @@ main(int argc, char **argv)
 	}
 	cmd = argv[i++];
 	if (strcmp(cmd, "run") != 0 && strcmp(cmd, "chat") != 0 &&
-	    strcmp(cmd, "check") != 0 && strcmp(cmd, "simulate") != 0) {
+	    strcmp(cmd, "check") != 0 && strcmp(cmd, "simulate") != 0 &&
+	    strcmp(cmd, "backup") != 0 && strcmp(cmd, "health") != 0) {
 		fprintf(stderr, "strigil: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return 2;
@@ -254,6 +401,10 @@ main(int argc, char **argv)
 		rc = cmd_chat(&cfg, argc - i, argv + i);
 	else if (strcmp(cmd, "check") == 0)
 		rc = cmd_check(&cfg, argc - i, argv + i);
+	else if (strcmp(cmd, "backup") == 0)
+		rc = cmd_backup(&cfg, argc - i, argv + i);
+	else if (strcmp(cmd, "health") == 0)
+		rc = cmd_health(&cfg, argc - i, argv + i);
 	else
 		rc = cmd_simulate(&cfg, argc - i, argv + i);
 	config_free(&cfg);

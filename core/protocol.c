@@ -11,11 +11,15 @@
  * line of the offending field in the source text so `strigil check` still
  * points the clinician at file:line.
  */
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 
@@ -33,6 +37,7 @@ static const char *proto_event_names[EV_COUNT] = {
 	[EV_ANSWERED] = "answered",
 	[EV_MESSAGE] = "message",
 	[EV_RESUMED] = "resumed",
+	[EV_UPGRADED] = "upgraded",
 };
 
 static const char *proto_qtype_names[] = {
@@ -47,6 +52,8 @@ struct proto_loader {
 	const char	*path;
 	char		*src;
 	char		*cause;
+	const char	*qs;	/* questionnaire being read, for lines */
+	int		 nth;	/* which mention of a question id is meant */
 };
 
 const char *
@@ -81,8 +88,38 @@ proto_find_line(const char *src, const char *key)
 	return 0;
 }
 
+/*
+ * Returns the line of the nth quoted mention of `word` ("soreness") after
+ * the line of "after =", or 0. Questions have no key of their own: this
+ * finds them by their id inside their questionnaire.
+ */
+static int
+proto_find_quoted(const char *src, const char *after, const char *word,
+    int nth)
+{
+	size_t		 wlen = strlen(word);
+	const char	*p;
+	int		 line = 1, start;
+
+	if ((start = proto_find_line(src, after)) == 0)
+		return 0;
+	for (p = src; *p != '\0'; p++) {
+		if (*p == '\n') {
+			line++;
+			continue;
+		}
+		if (line < start || (*p != '"' && *p != '\'') ||
+		    strncmp(p + 1, word, wlen) != 0 || p[1 + wlen] != *p)
+			continue;
+		if (--nth == 0)
+			return line;
+	}
+	return 0;
+}
+
 /* Records the first error as "path:line: message", the line being that of
- * `key` when it can be found. Returns -1 for the caller to pass on. */
+ * `key` when it can be found (or, inside a questionnaire, of the question
+ * whose id is `key`). Returns -1 for the caller to pass on. */
 static int __attribute__((format(printf, 3, 4)))
 proto_error(struct proto_loader *pl, const char *key, const char *fmt, ...)
 {
@@ -96,6 +133,9 @@ proto_error(struct proto_loader *pl, const char *key, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	line = key != NULL ? proto_find_line(pl->src, key) : 0;
+	if (line == 0 && key != NULL && pl->qs != NULL)
+		line = proto_find_quoted(pl->src, pl->qs, key,
+		    pl->nth > 0 ? pl->nth : 1);
 	if (line > 0)
 		pl->cause = xasprintf("%s:%d: %s", pl->path, line, msg);
 	else
@@ -175,7 +215,8 @@ proto_text(struct proto_loader *pl, const char *key, const char *where,
     const char *lang, struct proto_text *out)
 {
 	lua_State	*L = pl->L;
-	int		 t = lua_gettop(L);
+	int		 t = lua_gettop(L), i;
+	char		*tmp;
 
 	memset(out, 0, sizeof *out);
 	if (lua_type(L, t) == LUA_TSTRING) {
@@ -210,6 +251,18 @@ proto_text(struct proto_loader *pl, const char *key, const char *where,
 	lua_pop(L, 1);
 	if (out->n == 0)
 		return proto_error(pl, key, "%s has no text", where);
+	/* The protocol's language first: proto_text_get() falls back to it,
+	 * not to whichever language the table happened to list first. */
+	for (i = 1; i < out->n; i++) {
+		if (strcmp(out->lang[i], lang) != 0)
+			continue;
+		tmp = out->lang[0];
+		out->lang[0] = out->lang[i];
+		out->lang[i] = tmp;
+		tmp = out->text[0];
+		out->text[0] = out->text[i];
+		out->text[i] = tmp;
+	}
 	return 0;
 }
 
@@ -466,6 +519,7 @@ proto_read_questionnaire(struct proto_loader *pl, struct proto_questionnaire *qs
 	if (n < 1 || n > 50)
 		return proto_error(pl, qs->id, "questionnaire '%s' must list 1 "
 		    "to 50 questions", qs->id);
+	pl->qs = qs->id;
 	qs->q = xcalloc((size_t)n, sizeof *qs->q);
 	for (i = 1; i <= n; i++) {
 		if (lua_rawgeti(L, t, i) != LUA_TTABLE) {
@@ -479,10 +533,13 @@ proto_read_questionnaire(struct proto_loader *pl, struct proto_questionnaire *qs
 			return -1;
 		lua_pop(L, 1);
 		for (j = 0; j < i - 1; j++)
-			if (strcmp(qs->q[j].id, qs->q[i - 1].id) == 0)
+			if (strcmp(qs->q[j].id, qs->q[i - 1].id) == 0) {
+				pl->nth = 2;	/* the second mention */
 				return proto_error(pl, qs->q[j].id, "questionnaire "
 				    "'%s' asks '%s' twice", qs->id, qs->q[j].id);
+			}
 	}
+	pl->qs = NULL;
 	return 0;
 }
 
@@ -617,6 +674,7 @@ proto_read_handlers(struct proto_loader *pl, int t, struct protocol *p)
 {
 	lua_State	*L = pl->L;
 	int		 top, ev;
+	char		 name[64];
 
 	if (proto_field(L, t, "on") == LUA_TNIL) {
 		lua_pop(L, 1);
@@ -635,16 +693,84 @@ proto_read_handlers(struct proto_loader *pl, int t, struct protocol *p)
 			    strcmp(lua_tostring(L, -2), proto_event_names[ev]) == 0)
 				break;
 		if (ev == EV_COUNT || lua_type(L, -1) != LUA_TFUNCTION) {
+			/* Point at the handler's own line if it has one. */
+			snprintf(name, sizeof name, "%s", lua_type(L, -2) ==
+			    LUA_TSTRING ? lua_tostring(L, -2) : "on");
 			lua_settop(L, top - 1);
-			return proto_error(pl, "on", "on: unknown event or not a "
+			return proto_error(pl, proto_find_line(pl->src, name) > 0 ?
+			    name : "on", "on: unknown event or not a "
 			    "function (events: enrolled, session_due, "
 			    "session_done, session_skipped, session_missed, "
-			    "answered, message, resumed)");
+			    "answered, message, resumed, upgraded)");
 		}
 		p->has[ev] = 1;
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 1);
+	return 0;
+}
+
+/*
+ * `upgrade = { from = { 1, 2 } }`: the older versions whose patients move to
+ * this one at their next event (an optional on.upgraded adjusts ctx.state).
+ * Without it a patient stays on the version they enrolled with.
+ */
+static int
+proto_read_upgrade(struct proto_loader *pl, int t, struct protocol *p)
+{
+	static const char	*known[] = { "from", NULL };
+	lua_State		*L = pl->L;
+	lua_Integer		 i, n, v;
+	int			 top, isint, j;
+
+	if (proto_field(L, t, "upgrade") == LUA_TNIL) {
+		lua_pop(L, 1);
+		if (p->has[EV_UPGRADED])
+			return proto_error(pl, "upgraded", "on.upgraded needs "
+			    "upgrade = { from = { ... } } naming the versions "
+			    "it takes over");
+		return 0;
+	}
+	top = lua_gettop(L);
+	if (lua_type(L, top) != LUA_TTABLE || proto_unknown_key(L, top, known)) {
+		lua_settop(L, top - 1);
+		return proto_error(pl, "upgrade", "upgrade must be a table such "
+		    "as { from = { 1, 2 } }");
+	}
+	if (proto_field(L, top, "from") != LUA_TTABLE ||
+	    (n = (lua_Integer)lua_rawlen(L, -1)) < 1 || n > 1000) {
+		lua_settop(L, top - 1);
+		return proto_error(pl, "upgrade", "upgrade.from must list the "
+		    "older versions whose patients move to this one");
+	}
+	p->upgrade_from = xcalloc((size_t)n, sizeof *p->upgrade_from);
+	for (i = 1; i <= n; i++) {
+		isint = lua_rawgeti(L, -1, i) == LUA_TNUMBER;
+		v = lua_tointegerx(L, -1, isint ? &isint : NULL);
+		lua_pop(L, 1);
+		if (!isint || v < 1 || v >= p->version) {
+			lua_settop(L, top - 1);
+			return proto_error(pl, "from", "upgrade.from: each entry "
+			    "must be a version below this one (%d)", p->version);
+		}
+		for (j = 0; j < p->nupgrade_from; j++)
+			if (p->upgrade_from[j] == (int)v)
+				break;
+		if (j == p->nupgrade_from)
+			p->upgrade_from[p->nupgrade_from++] = (int)v;
+	}
+	lua_settop(L, top - 1);
+	return 0;
+}
+
+int
+proto_upgrades_from(const struct protocol *p, int version)
+{
+	int	i;
+
+	for (i = 0; i < p->nupgrade_from; i++)
+		if (p->upgrade_from[i] == version)
+			return 1;
 	return 0;
 }
 
@@ -655,7 +781,7 @@ proto_check_keys(struct proto_loader *pl, int t)
 {
 	static const char	*known[] = { "id", "version", "title", "language",
 	    "course", "interval", "pressure", "questionnaires", "steps",
-	    "messages", "on", "params", NULL };
+	    "messages", "on", "params", "upgrade", NULL };
 	lua_State		*L = pl->L;
 
 	if (!proto_unknown_key(L, t, known))
@@ -715,7 +841,8 @@ proto_read(struct proto_loader *pl, int t, struct protocol *p)
 	    proto_read_questionnaires(pl, t, p) != 0 ||
 	    proto_read_steps(pl, t, p) != 0 ||
 	    proto_read_messages(pl, t, p) != 0 ||
-	    proto_read_handlers(pl, t, p) != 0)
+	    proto_read_handlers(pl, t, p) != 0 ||
+	    proto_read_upgrade(pl, t, p) != 0)
 		return -1;
 	return 0;
 }
@@ -791,63 +918,112 @@ proto_read_protected(struct proto_loader *pl, struct protocol *p,
 	return 0;
 }
 
-/* Reads the whole file, for line lookups; sandbox_load_file reads it again,
- * which keeps the sandbox the only place Lua is compiled. */
-static char *
-proto_slurp(const char *path)
-{
-	FILE	*f = fopen(path, "r");
-	char	*buf;
-	size_t	 n = 0, cap = 8192, r;
+/* Largest protocol file, the same limit sandbox_load_file() has. */
+#define PROTO_MAX_FILE	(1024 * 1024)
 
-	if (f == NULL)
+/*
+ * Reads the whole file once: the very text that is compiled is the one
+ * searched for lines and kept in p->source (the engine stores every version
+ * it loads), even if an editor rewrites the file meanwhile.
+ */
+static char *
+proto_slurp(const char *path, size_t *len, char **cause)
+{
+	struct stat	 st;
+	char		*buf;
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		*cause = xasprintf("%s: %s", path, strerror(errno));
 		return NULL;
-	buf = xmalloc(cap);
-	while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-		n += r;
-		if (cap - n - 1 == 0)
-			buf = xrealloc(buf, cap *= 2);
 	}
-	fclose(f);
-	buf[n] = '\0';
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		*cause = xasprintf("%s: %s", path, S_ISREG(st.st_mode) ?
+		    strerror(errno) : "not a regular file");
+		close(fd);
+		return NULL;
+	}
+	buf = xmalloc(PROTO_MAX_FILE + 1);
+	*len = 0;
+	while ((n = read(fd, buf + *len, PROTO_MAX_FILE + 1 - *len)) > 0)
+		*len += (size_t)n;
+	close(fd);
+	if (n == -1 || *len > PROTO_MAX_FILE) {
+		*cause = n == -1 ? xasprintf("%s: %s", path, strerror(errno)) :
+		    xasprintf("%s: file too large (limit %d bytes)", path,
+		    PROTO_MAX_FILE);
+		free(buf);
+		return NULL;
+	}
+	buf[*len] = '\0';
 	return buf;
+}
+
+/* Compiles and reads `src`; `name` is the file (or "file#v2") errors name. */
+static int
+proto_load_chunk(const char *name, const char *src, size_t len,
+    const struct proto_limits *limits, struct protocol **out, char **cause)
+{
+	struct proto_loader	 pl = { NULL, name, NULL, NULL, NULL, 0 };
+	struct protocol		*p = xcalloc(1, sizeof *p);
+	char			*chunk;
+	int			 rc;
+
+	p->path = xstrdup(name);
+	p->ref = LUA_NOREF;
+	p->source = xmalloc(len + 1);
+	memcpy(p->source, src, len);
+	p->source[len] = '\0';
+	p->source_len = len;
+	pl.src = p->source;
+	if ((p->sb = sandbox_new(limits->memory, limits->instructions,
+	    cause)) == NULL)
+		goto fail;
+	pl.L = sandbox_state(p->sb);
+	chunk = xasprintf("@%s", name);
+	rc = sandbox_load(p->sb, chunk, src, len, cause);
+	free(chunk);
+	if (rc != 0)
+		goto fail;
+	if (sandbox_call(p->sb, 0, 1, cause) != 0)
+		goto fail;
+	sandbox_freeze_globals(p->sb);
+	if (lua_type(pl.L, -1) != LUA_TTABLE) {
+		lua_pop(pl.L, 1);
+		*cause = xasprintf("%s: the protocol must return a table", name);
+		goto fail;
+	}
+	if (proto_read_protected(&pl, p, cause) != 0)
+		goto fail;
+	p->ref = luaL_ref(pl.L, LUA_REGISTRYINDEX);
+	*out = p;
+	return 0;
+fail:
+	proto_free(p);
+	return -1;
 }
 
 int
 proto_load(const char *path, const struct proto_limits *limits,
     struct protocol **out, char **cause)
 {
-	struct proto_loader	 pl = { NULL, path, NULL, NULL };
-	struct protocol		*p = xcalloc(1, sizeof *p);
+	char	*src;
+	size_t	 len;
+	int	 rc;
 
-	p->path = xstrdup(path);
-	p->ref = LUA_NOREF;
-	if ((p->sb = sandbox_new(limits->memory, limits->instructions,
-	    cause)) == NULL)
-		goto fail;
-	pl.L = sandbox_state(p->sb);
-	if (sandbox_load_file(p->sb, path, cause) != 0)
-		goto fail;
-	if ((pl.src = proto_slurp(path)) == NULL)
-		pl.src = xstrdup("");
-	if (sandbox_call(p->sb, 0, 1, cause) != 0)
-		goto fail;
-	sandbox_freeze_globals(p->sb);
-	if (lua_type(pl.L, -1) != LUA_TTABLE) {
-		lua_pop(pl.L, 1);
-		*cause = xasprintf("%s: the protocol must return a table", path);
-		goto fail;
-	}
-	if (proto_read_protected(&pl, p, cause) != 0)
-		goto fail;
-	p->ref = luaL_ref(pl.L, LUA_REGISTRYINDEX);
-	free(pl.src);
-	*out = p;
-	return 0;
-fail:
-	free(pl.src);
-	proto_free(p);
-	return -1;
+	if ((src = proto_slurp(path, &len, cause)) == NULL)
+		return -1;
+	rc = proto_load_chunk(path, src, len, limits, out, cause);
+	free(src);
+	return rc;
+}
+
+int
+proto_load_source(const char *name, const char *src, size_t len,
+    const struct proto_limits *limits, struct protocol **out, char **cause)
+{
+	return proto_load_chunk(name, src, len, limits, out, cause);
 }
 
 void
@@ -888,6 +1064,8 @@ proto_free(struct protocol *p)
 	free(p->msgs);
 	proto_text_free(&p->title);
 	free(p->params);
+	free(p->upgrade_from);
+	free(p->source);
 	if (p->sb != NULL)
 		sandbox_free(p->sb);
 	free(p->lang);

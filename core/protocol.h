@@ -58,7 +58,8 @@ struct proto_message {
 /* The events a protocol can handle. */
 enum proto_event {
 	EV_ENROLLED, EV_SESSION_DUE, EV_SESSION_DONE, EV_SESSION_SKIPPED,
-	EV_SESSION_MISSED, EV_ANSWERED, EV_MESSAGE, EV_RESUMED, EV_COUNT
+	EV_SESSION_MISSED, EV_ANSWERED, EV_MESSAGE, EV_RESUMED, EV_UPGRADED,
+	EV_COUNT
 };
 
 struct protocol {
@@ -82,6 +83,10 @@ struct protocol {
 	int		 nmsgs;
 	int		 has[EV_COUNT];	/* which handlers exist */
 	char		*params;	/* `params` as JSON, or NULL: {name} in steps */
+	int		*upgrade_from;	/* `upgrade.from`: versions it takes over */
+	int		 nupgrade_from;
+	char		*source;	/* the text that was compiled */
+	size_t		 source_len;
 
 	struct sandbox	*sb;
 	int		 ref;		/* registry ref to the protocol table */
@@ -130,6 +135,7 @@ struct proto_ctx {
 	const char	*answers;		/* EV_ANSWERED: JSON object */
 	const char	*text;			/* EV_MESSAGE */
 	const char	*by;			/* EV_RESUMED: patient, clinician */
+	int		 from_version;		/* EV_UPGRADED */
 };
 
 struct proto_result {
@@ -147,7 +153,14 @@ struct proto_limits {
  * proto_free), or -1 with *cause ("file:line: message", caller frees). */
 int	proto_load(const char *path, const struct proto_limits *limits,
 	    struct protocol **out, char **cause);
+/* The same from a source text kept earlier (an older version): `name` is
+ * what errors call it ("path#v2"). */
+int	proto_load_source(const char *name, const char *src, size_t len,
+	    const struct proto_limits *limits, struct protocol **out,
+	    char **cause);
 void	proto_free(struct protocol *p);
+/* 1 if `p` declares it takes over patients enrolled on `version`. */
+int	proto_upgrades_from(const struct protocol *p, int version);
 
 const char *proto_event_name(enum proto_event ev);
 const struct proto_questionnaire *proto_questionnaire(const struct protocol *p,

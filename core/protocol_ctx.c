@@ -416,6 +416,10 @@ proto_ctx_push_event(lua_State *L, struct proto_call *c)
 	proto_ctx_setstr(L, "questionnaire", x->questionnaire);
 	proto_ctx_setstr(L, "text", x->text);
 	proto_ctx_setstr(L, "by", x->by);
+	if (x->from_version > 0) {
+		proto_ctx_setint(L, "from_version", x->from_version);
+		proto_ctx_setint(L, "to_version", c->p->version);
+	}
 	if (c->answers != NULL) {
 		luajson_push(L, c->answers);
 		lua_setfield(L, -2, "answers");

@@ -9,19 +9,12 @@
 #include "schedule.h"
 #include "xmalloc.h"
 
-/*
- * The longest the timer sleeps before looking again. Jobs are in UTC
- * seconds, the timer in loop milliseconds; waking at least once a minute
- * bounds the error after a wall-clock step or suspend to a minute, at the
- * cost of one indexed query a minute when idle.
- */
-#define SCHED_MAX_SLEEP_MS	60000
-
 struct sched {
 	uv_timer_t	 timer;
 	struct engine	*e;
 	sched_after_fn	*after;
 	void		*ud;
+	uint64_t	 last_wake;	/* clock_mono_ns() */
 };
 
 static void
@@ -29,6 +22,7 @@ sched_fire(uv_timer_t *timer)
 {
 	struct sched	*s = timer->data;
 
+	s->last_wake = clock_mono_ns();
 	if (engine_run_due(s->e, clock_now()) < 0)
 		log_error("event=sched_run_failed");
 	if (s->after != NULL)
@@ -46,6 +40,10 @@ sched_kick(struct sched *s)
 		ms = due <= now ? 0 : (uint64_t)(due - now) * 1000;
 	if (ms > SCHED_MAX_SLEEP_MS)
 		ms = SCHED_MAX_SLEEP_MS;
+	/* Never later than already armed: see SCHED_MAX_SLEEP_MS. */
+	if (uv_is_active((uv_handle_t *)&s->timer) &&
+	    uv_timer_get_due_in(&s->timer) <= ms)
+		return;
 	uv_timer_start(&s->timer, sched_fire, ms, 0);
 }
 
@@ -64,8 +62,15 @@ sched_new(struct sched **out, uv_loop_t *loop, struct engine *e,
 	s->e = e;
 	s->after = after;
 	s->ud = ud;
+	s->last_wake = clock_mono_ns();
 	*out = s;
 	return 0;
+}
+
+uint64_t
+sched_last_wake(const struct sched *s)
+{
+	return s->last_wake;
 }
 
 static void

@@ -24,12 +24,26 @@ struct sched;
 /* Called after jobs ran, to deliver what they queued. */
 typedef void sched_after_fn(void *ud);
 
+/*
+ * The longest the timer sleeps before looking again. Jobs are in UTC
+ * seconds, the timer in loop milliseconds; waking at least once a minute
+ * bounds the error after a wall-clock step or suspend to a minute, at the
+ * cost of one indexed query a minute when idle. sched_kick() only ever
+ * moves the timer earlier, so it wakes this often however often it is
+ * kicked, and a scheduler that has not woken for a few times this long is
+ * stuck (the health check's test).
+ */
+#define SCHED_MAX_SLEEP_MS	60000
+
 /* Creates the scheduler on `loop`; it owns its timer until sched_close(),
  * which frees it from the timer's close callback. 0 or a negative uv error. */
 int	sched_new(struct sched **out, uv_loop_t *loop, struct engine *e,
 	    sched_after_fn *after, void *ud);
 void	sched_kick(struct sched *s);
 void	sched_close(struct sched *s);
+/* When the timer last fired (or the scheduler was created), in
+ * clock_mono_ns() nanoseconds. */
+uint64_t sched_last_wake(const struct sched *s);
 
 /* Runs every job due up to `target` in due order, setting the clock to each
  * job's due time first, then leaves the clock at `target`. Returns the

@@ -108,6 +108,15 @@ static const char *store_migrations[] = {
 	"  t INTEGER NOT NULL,"
 	"  kind TEXT NOT NULL,"
 	"  data TEXT);",
+	/* 2: the source of every protocol version loaded, so a patient can
+	 * stay on the version they enrolled with. */
+	"CREATE TABLE protocol_versions ("
+	"  protocol TEXT NOT NULL,"
+	"  version INTEGER NOT NULL,"
+	"  source TEXT NOT NULL,"
+	"  path TEXT NOT NULL,"
+	"  loaded_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (protocol, version));",
 };
 #define STORE_NMIGRATIONS \
 	((int)(sizeof store_migrations / sizeof store_migrations[0]))
@@ -116,6 +125,7 @@ static const char *store_migrations[] = {
 enum store_sql {
 	SQL_BEGIN, SQL_COMMIT, SQL_ROLLBACK,
 	SQL_SAVEPOINT, SQL_ROLLBACK_TO, SQL_RELEASE,
+	SQL_EV_SAVEPOINT, SQL_EV_ROLLBACK_TO, SQL_EV_RELEASE,
 	SQL_PATIENT_FIND, SQL_PATIENT_GET, SQL_PATIENT_INSERT,
 	SQL_PATIENT_UPDATE,
 	SQL_ENROL_CURRENT, SQL_ENROL_GET, SQL_ENROL_INSERT, SQL_ENROL_UPDATE,
@@ -129,6 +139,7 @@ enum store_sql {
 	SQL_JOB_CANCEL, SQL_JOB_CANCEL_ALL, SQL_JOB_PENDING, SQL_JOB_COUNT,
 	SQL_JOB_RETRY,
 	SQL_EVENT_INSERT,
+	SQL_PVERSION_GET, SQL_PVERSION_MAX, SQL_PVERSION_INSERT,
 	SQL_COUNT
 };
 
@@ -148,6 +159,9 @@ static const char *store_sql_text[SQL_COUNT] = {
 	[SQL_SAVEPOINT] = "SAVEPOINT handler",
 	[SQL_ROLLBACK_TO] = "ROLLBACK TO handler",
 	[SQL_RELEASE] = "RELEASE handler",
+	[SQL_EV_SAVEPOINT] = "SAVEPOINT event",
+	[SQL_EV_ROLLBACK_TO] = "ROLLBACK TO event",
+	[SQL_EV_RELEASE] = "RELEASE event",
 	[SQL_PATIENT_FIND] = "SELECT " PATIENT_COLS
 	    " FROM patients WHERE adapter = ?1 AND chat = ?2",
 	[SQL_PATIENT_GET] = "SELECT " PATIENT_COLS
@@ -167,7 +181,7 @@ static const char *store_sql_text[SQL_COUNT] = {
 	    " ?8, ?9)",
 	[SQL_ENROL_UPDATE] = "UPDATE enrolments SET status = ?2, pressure = ?3,"
 	    " sessions_done = ?4, last_session_at = ?5, ended_at = ?6,"
-	    " version = ?7 WHERE id = ?1",
+	    " version = ?7, enrolled_at = ?8 WHERE id = ?1",
 	[SQL_STATE_PUT] = "INSERT INTO protocol_state (enrolment_id, data)"
 	    " VALUES (?1, ?2) ON CONFLICT (enrolment_id)"
 	    " DO UPDATE SET data = excluded.data",
@@ -220,11 +234,19 @@ static const char *store_sql_text[SQL_COUNT] = {
 	    " AND ended_at = 0)",
 	[SQL_EVENT_INSERT] = "INSERT INTO events (patient_id, enrolment_id, t,"
 	    " kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[SQL_PVERSION_GET] = "SELECT source, path FROM protocol_versions"
+	    " WHERE protocol = ?1 AND version = ?2",
+	[SQL_PVERSION_MAX] = "SELECT max(version) FROM protocol_versions"
+	    " WHERE protocol = ?1",
+	[SQL_PVERSION_INSERT] = "INSERT INTO protocol_versions (protocol,"
+	    " version, source, path, loaded_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+	    " ON CONFLICT (protocol, version) DO NOTHING",
 };
 
 struct store {
 	sqlite3		*db;
 	sqlite3_stmt	*stmt[SQL_COUNT];
+	int		 batch;		/* inside store_batch_begin() */
 };
 
 /* Logs a database error. SQLite's messages name tables and constraints,
@@ -301,8 +323,15 @@ static void
 store_copy(char *dst, size_t size, sqlite3_stmt *st, int col)
 {
 	const unsigned char	*v = sqlite3_column_text(st, col);
+	size_t			 n = v != NULL ? (size_t)sqlite3_column_bytes(st,
+				    col) : 0;
 
-	snprintf(dst, size, "%s", v != NULL ? (const char *)v : "");
+	/* Hot: every row read goes through here, so no printf. */
+	if (n >= size)
+		n = size - 1;
+	if (n > 0)
+		memcpy(dst, v, n);
+	dst[n] = '\0';
 }
 
 static char *
@@ -421,6 +450,10 @@ store_open(struct store **out, const char *path, char **cause)
 	struct store	*s = xcalloc(1, sizeof *s);
 	int		 flags;
 
+	/* No allocation statistics: they take a global mutex on every
+	 * malloc (up to a sixth of a simulation's time). Only works before
+	 * SQLite's first use, and is harmlessly refused after. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 	    SQLITE_OPEN_NOMUTEX;
 	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
@@ -457,19 +490,50 @@ store_close(struct store *s)
 int
 store_begin(struct store *s)
 {
+	if (s->batch)
+		return store_exec(s, store_stmt(s, SQL_EV_SAVEPOINT), "begin");
 	return store_exec(s, store_stmt(s, SQL_BEGIN), "begin");
 }
 
 int
 store_commit(struct store *s)
 {
+	if (s->batch)
+		return store_exec(s, store_stmt(s, SQL_EV_RELEASE), "commit");
 	return store_exec(s, store_stmt(s, SQL_COMMIT), "commit");
 }
 
 int
 store_rollback(struct store *s)
 {
+	if (s->batch) {
+		/* ROLLBACK TO keeps the savepoint open; release it too. */
+		if (store_exec(s, store_stmt(s, SQL_EV_ROLLBACK_TO),
+		    "rollback") != 0)
+			return -1;
+		return store_exec(s, store_stmt(s, SQL_EV_RELEASE), "rollback");
+	}
 	return store_exec(s, store_stmt(s, SQL_ROLLBACK), "rollback");
+}
+
+int
+store_batch_begin(struct store *s)
+{
+	if (s->batch)
+		return 0;
+	if (store_exec(s, store_stmt(s, SQL_BEGIN), "batch_begin") != 0)
+		return -1;
+	s->batch = 1;
+	return 0;
+}
+
+int
+store_batch_commit(struct store *s)
+{
+	if (!s->batch)
+		return 0;
+	s->batch = 0;
+	return store_exec(s, store_stmt(s, SQL_COMMIT), "batch_commit");
 }
 
 int
@@ -697,6 +761,7 @@ store_enrolment_update(struct store *s, const struct store_enrolment *e)
 	sqlite3_bind_int64(st, 5, e->last_session_at);
 	sqlite3_bind_int64(st, 6, e->ended_at);
 	sqlite3_bind_int(st, 7, e->version);
+	sqlite3_bind_int64(st, 8, e->enrolled_at);
 	if (store_exec(s, st, "enrolment_update") != 0)
 		return -1;
 	return store_state_put(s, e->id, e->state);
@@ -1047,4 +1112,116 @@ store_event_insert(struct store *s, int64_t patient_id, int64_t enrolment_id,
 	store_bind_text(st, 4, kind);
 	store_bind_text(st, 5, data);
 	return store_exec(s, st, "event_insert");
+}
+
+/* ---- protocol versions -------------------------------------------- */
+
+int
+store_pversion_get(struct store *s, const char *protocol, int version,
+    struct store_pversion *v)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_PVERSION_GET);
+	const void	*src;
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	store_bind_text(st, 1, protocol);
+	sqlite3_bind_int(st, 2, version);
+	if ((rc = store_row(s, st, "pversion_get")) != 0)
+		return rc;
+	memset(v, 0, sizeof *v);
+	src = sqlite3_column_text(st, 0);
+	v->len = (size_t)sqlite3_column_bytes(st, 0);
+	v->source = xmalloc(v->len + 1);
+	if (v->len > 0)
+		memcpy(v->source, src, v->len);
+	v->source[v->len] = '\0';
+	v->path = store_dup(st, 1);
+	if (v->path == NULL)
+		v->path = xstrdup("");
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_pversion_max(struct store *s, const char *protocol, int *version)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_PVERSION_MAX);
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	store_bind_text(st, 1, protocol);
+	if ((rc = store_row(s, st, "pversion_max")) != 0)
+		return rc;
+	rc = sqlite3_column_type(st, 0) == SQLITE_NULL ? STORE_NOTFOUND : 0;
+	*version = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int
+store_pversion_insert(struct store *s, const char *protocol, int version,
+    const char *source, size_t len, const char *path, int64_t t)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_PVERSION_INSERT);
+
+	if (st == NULL)
+		return -1;
+	store_bind_text(st, 1, protocol);
+	sqlite3_bind_int(st, 2, version);
+	sqlite3_bind_text64(st, 3, source, len, SQLITE_STATIC, SQLITE_UTF8);
+	store_bind_text(st, 4, path);
+	sqlite3_bind_int64(st, 5, t);
+	return store_exec(s, st, "pversion_insert");
+}
+
+void
+store_pversion_clear(struct store_pversion *v)
+{
+	free(v->source);
+	free(v->path);
+	memset(v, 0, sizeof *v);
+}
+
+/* ---- health and metrics ------------------------------------------- */
+
+/* Prepared each time: these run once per scrape, not per event. */
+int
+store_job_due_count(struct store *s, int64_t now, int64_t *n)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM jobs"
+	    " WHERE status = 'pending' AND due_at <= ?1", -1, &st,
+	    NULL) != SQLITE_OK)
+		return store_fail(s, "job_due_count");
+	sqlite3_bind_int64(st, 1, now);
+	rc = sqlite3_step(st);
+	*n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : store_fail(s, "job_due_count");
+}
+
+int
+store_probe_write(struct store *s)
+{
+	int	rc;
+
+	/* Everything runs to its commit inside one loop callback, so no
+	 * transaction of the engine's is open here. */
+	if (!sqlite3_get_autocommit(s->db))
+		return 0;
+	if (store_begin(s) != 0)
+		return -1;
+	rc = sqlite3_exec(s->db, "INSERT INTO events (patient_id,"
+	    " enrolment_id, t, kind) VALUES (0, 0, 0, 'health_probe')",
+	    NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		store_fail(s, "probe_write");
+	if (store_rollback(s) != 0 || rc != SQLITE_OK)
+		return -1;
+	return 0;
 }

@@ -9,7 +9,8 @@
  * Tables: patients, enrolments, protocol_state, sessions, answers, inbox
  * (unique by adapter and external id, so nothing is handled twice), outbox
  * (messages not yet delivered), jobs (scheduled work) and events (the audit
- * trail of what the engine did).
+ * trail of what the engine did), and protocol_versions (the source of every
+ * protocol version loaded).
  *
  * Functions return 0, STORE_NOTFOUND / STORE_DUPLICATE where documented, or
  * -1 on a database error, which is logged (without patient data).
@@ -17,6 +18,7 @@
 #ifndef STRIGIL_STORE_H
 #define STRIGIL_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define STORE_NOTFOUND	1
@@ -102,6 +104,16 @@ int	store_schema_version(struct store *s);
 int	store_begin(struct store *s);
 int	store_commit(struct store *s);
 int	store_rollback(struct store *s);
+/*
+ * A batch groups many events into one transaction: inside it,
+ * store_begin/commit/rollback become a savepoint, its release and its
+ * rollback, so each event stays all-or-nothing while the database pays for
+ * one commit per batch. For the simulator and bursts, where holding many
+ * events before they are durable is acceptable; the daemon commits each
+ * event on its own.
+ */
+int	store_batch_begin(struct store *s);
+int	store_batch_commit(struct store *s);
 /* A nested point inside a transaction, to undo a failed handler's work. */
 int	store_savepoint(struct store *s);
 int	store_rollback_savepoint(struct store *s);
@@ -178,5 +190,28 @@ int	store_job_retry_failed(struct store *s, const char *protocol,
 int	store_event_insert(struct store *s, int64_t patient_id,
 	    int64_t enrolment_id, int64_t t, const char *kind,
 	    const char *data);
+
+/* Health and metrics. _due_count: pending jobs due at or before `now`.
+ * _probe_write takes the write lock and writes a row in a transaction it
+ * rolls back, so nothing is left behind; 0 if the database takes writes. */
+int	store_job_due_count(struct store *s, int64_t now, int64_t *n);
+int	store_probe_write(struct store *s);
+
+/* Protocol versions: the source text of each (protocol, version) the
+ * engine loaded, kept so patients can stay on the version they enrolled
+ * with. _get and _max return STORE_NOTFOUND when there is none; _insert
+ * keeps the first text stored for a version. */
+struct store_pversion {
+	char	*source;		/* owned, NUL-terminated */
+	size_t	 len;
+	char	*path;			/* owned */
+};
+int	store_pversion_get(struct store *s, const char *protocol, int version,
+	    struct store_pversion *v);
+int	store_pversion_max(struct store *s, const char *protocol, int *version);
+int	store_pversion_insert(struct store *s, const char *protocol,
+	    int version, const char *source, size_t len, const char *path,
+	    int64_t t);
+void	store_pversion_clear(struct store_pversion *v);
 
 #endif

@@ -8,6 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 PACKAGES=(
   build-essential cmake pkg-config
   liblua5.4-dev libuv1-dev libcurl4-openssl-dev libcjson-dev libsqlite3-dev
+  libhttp-parser-dev
   tzdata python3 ca-certificates
 )
 

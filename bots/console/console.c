@@ -20,6 +20,7 @@
 #include "console.h"
 #include "engine.h"
 #include "log.h"
+#include "metrics.h"
 #include "schedule.h"
 #include "store.h"
 #include "tz.h"
@@ -113,7 +114,8 @@ console_flush(struct console *c)
 		console_print(c, &o);
 		/* Out before it is marked sent: a crash may repeat it, not lose it. */
 		fflush(stdout);
-		store_outbox_sent(st, o.id, clock_now());
+		if (store_outbox_sent(st, o.id, clock_now()) == 0)
+			metrics_adapter_count(CONSOLE_ADAPTER, METRICS_SENT, 1);
 		store_out_clear(&o);
 	}
 	fflush(stdout);
@@ -366,6 +368,7 @@ console_new(struct console **out, uv_loop_t *loop, struct engine *e,
 	c->eof = eof;
 	c->ud = ud;
 	c->nonce = console_nonce();
+	metrics_adapter_register(CONSOLE_ADAPTER);
 	switch (uv_guess_handle(STDIN_FILENO)) {
 	case UV_TTY:
 		rc = uv_tty_init(loop, &c->in.tty, STDIN_FILENO, 1);
