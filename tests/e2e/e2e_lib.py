@@ -48,6 +48,9 @@ def binary():
 def clean_env(**extra):
     """The environment without the caller's STRIGIL_* settings, plus extra."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRIGIL_")}
+    # Tests run in parallel: each daemon takes a free port for its HTTP
+    # server (it logs which) unless the test asks for another.
+    env["STRIGIL_HTTP_PORT"] = "0"
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

@@ -4,6 +4,8 @@
  * Config files are written to a temporary folder; its path is short enough
  * that Lua's own messages (syntax errors) carry it untruncated.
  */
+#include <sys/stat.h>
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -489,6 +491,199 @@ test_endless_loop(void)
 	    "database = 'x'\n"), "instruction budget exceeded");
 }
 
+/* Writes `len` bytes of `text` as a value file for *_FILE and returns its path. */
+static const char *
+secret(const char *text, size_t len)
+{
+	static char	path[80];
+	FILE		*f;
+
+	snprintf(path, sizeof path, "%s/secret", test_dir);
+	if ((f = fopen(path, "w")) == NULL) {
+		perror(path);
+		exit(2);
+	}
+	fwrite(text, 1, len, f);
+	fclose(f);
+	return path;
+}
+
+#define SECRET(s)	secret((s), sizeof(s) - 1)
+
+/* STRIGIL_X_FILE holds the value of STRIGIL_X (Docker secrets). */
+static void
+test_env_file(void)
+{
+	struct config	 cfg;
+	char		*cause = NULL;
+	const char	*path;
+
+	/* One trailing newline is stripped, as `echo x > file` writes. */
+	env_clear();
+	setenv("STRIGIL_DATABASE_FILE", SECRET("/data/from-secret.db\n"), 1);
+	CHECK_INT(config_load(&cfg, NULL, &cause), 0);
+	if (cause != NULL)
+		fprintf(stderr, "  cause: %s\n", cause);
+	free(cause);
+	cause = NULL;
+	CHECK_STR(cfg.database, "/data/from-secret.db");
+	config_free(&cfg);
+
+	/* No newline, CR LF, and only one of two newlines. */
+	SECRET("plain.db");
+	CHECK_INT(config_load(&cfg, NULL, &cause), 0);
+	CHECK_STR(cfg.database, "plain.db");
+	config_free(&cfg);
+	SECRET("dos.db\r\n");
+	CHECK_INT(config_load(&cfg, NULL, &cause), 0);
+	CHECK_STR(cfg.database, "dos.db");
+	config_free(&cfg);
+	SECRET("two.db\n\n");
+	CHECK_INT(config_load(&cfg, NULL, &cause), 0);
+	CHECK_STR(cfg.database, "two.db\n");
+	config_free(&cfg);
+	SECRET(" spaced \n");
+	CHECK_INT(config_load(&cfg, NULL, &cause), 0);
+	CHECK_STR(cfg.database, " spaced ");
+	config_free(&cfg);
+
+	/* Beats the file like any variable; every type goes through. */
+	env_clear();
+	path = conf("database = 'file.db'\nlua = { memory_mb = 16 }\n");
+	setenv("STRIGIL_LUA_MEMORY_MB_FILE", SECRET("64\n"), 1);
+	CHECK_INT(config_load(&cfg, path, &cause), 0);
+	CHECK_STR(cfg.database, "file.db");
+	CHECK_INT(cfg.lua_memory, 64 * 1024 * 1024);
+	config_free(&cfg);
+	env_clear();
+	setenv("STRIGIL_QUIET_HOURS_FROM_FILE", SECRET("22:15\n"), 1);
+	CHECK_INT(config_load(&cfg, NULL, &cause), 0);
+	CHECK_INT(cfg.quiet_from, 22 * 60 + 15);
+	config_free(&cfg);
+	env_clear();
+	setenv("STRIGIL_CONSOLE_FILE", SECRET("no\n"), 1);
+	CHECK_INT(config_load(&cfg, NULL, &cause), 0);
+	CHECK_INT(cfg.console, 0);
+	config_free(&cfg);
+	env_clear();
+	/* A _FILE variable and a plain one for different settings mix. */
+	setenv("STRIGIL_TIMEZONE_FILE", SECRET("Europe/Berlin\n"), 1);
+	setenv("STRIGIL_LOG_LEVEL", "warn", 1);
+	CHECK_INT(config_load(&cfg, NULL, &cause), 0);
+	CHECK_STR(cfg.timezone, "Europe/Berlin");
+	CHECK_INT(cfg.log_level, LOG_WARN);
+	config_free(&cfg);
+	env_clear();
+	unlink(secret("", 0));
+}
+
+static void
+test_env_file_errors(void)
+{
+	char	want[256], *cause = NULL;
+	const char *path;
+	struct config	 cfg;
+
+	/* Both forms at once: ambiguous, refused. */
+	env_clear();
+	setenv("STRIGIL_DATABASE", "a.db", 1);
+	setenv("STRIGIL_DATABASE_FILE", SECRET("b.db\n"), 1);
+	load_fails(NULL, "STRIGIL_DATABASE and STRIGIL_DATABASE_FILE are "
+	    "both set: use one");
+	env_clear();
+
+	/* A missing file names the variable and the path. */
+	setenv("STRIGIL_DATABASE_FILE", "/nonexistent/secret", 1);
+	load_fails(NULL, "STRIGIL_DATABASE_FILE: cannot read "
+	    "/nonexistent/secret: No such file or directory");
+	/* A folder cannot be read as a value. */
+	setenv("STRIGIL_DATABASE_FILE", test_dir, 1);
+	snprintf(want, sizeof want, "STRIGIL_DATABASE_FILE: cannot read %s: "
+	    "Is a directory", test_dir);
+	load_fails(NULL, want);
+	/* Nor can an empty path. */
+	setenv("STRIGIL_DATABASE_FILE", "", 1);
+	load_fails(NULL, "STRIGIL_DATABASE_FILE is empty: set it to the path "
+	    "of a file that holds the value");
+	/* Unreadable for lack of permission (root reads anything). */
+	if (geteuid() != 0) {
+		path = SECRET("x\n");
+		chmod(path, 0);
+		setenv("STRIGIL_DATABASE_FILE", path, 1);
+		snprintf(want, sizeof want, "STRIGIL_DATABASE_FILE: cannot "
+		    "read %s: Permission denied", path);
+		load_fails(NULL, want);
+		chmod(path, 0600);
+	}
+
+	/* A bad value never shows the file's contents: it may be a secret. */
+	path = SECRET("hunter2-secret\n");
+	setenv("STRIGIL_LUA_MEMORY_MB_FILE", path, 1);
+	unsetenv("STRIGIL_DATABASE_FILE");
+	snprintf(want, sizeof want, "STRIGIL_LUA_MEMORY_MB_FILE: %s: expected "
+	    "an integer from 1 to 4096 (the contents are not shown)", path);
+	load_fails(NULL, want);
+	CHECK_INT(config_load(&cfg, NULL, &cause), -1);
+	CHECK(cause != NULL && strstr(cause, "hunter2") == NULL);
+	free(cause);
+	cause = NULL;
+	config_free(&cfg);
+	SECRET("8192\n");
+	load_fails(NULL, want);
+	env_clear();
+	setenv("STRIGIL_CONSOLE_FILE", SECRET("hunter2\n"), 1);
+	snprintf(want, sizeof want, "STRIGIL_CONSOLE_FILE: %s: expected "
+	    "true/false/1/0/yes/no (the contents are not shown)", path);
+	load_fails(NULL, want);
+	env_clear();
+	setenv("STRIGIL_TIMEZONE_FILE", SECRET("hunter2\n"), 1);
+	snprintf(want, sizeof want, "STRIGIL_TIMEZONE_FILE: %s: expected "
+	    "a time zone name (the contents are not shown)", path);
+	load_fails(NULL, want);
+	env_clear();
+	/* An empty file (or just a newline) is an empty value. */
+	setenv("STRIGIL_DATABASE_FILE", SECRET("\n"), 1);
+	snprintf(want, sizeof want, "STRIGIL_DATABASE_FILE: %s: expected "
+	    "a non-empty string (the contents are not shown)", path);
+	load_fails(NULL, want);
+	/* A NUL byte would silently cut the value short. */
+	SECRET("abc\0def\n");
+	snprintf(want, sizeof want, "STRIGIL_DATABASE_FILE: %s contains a "
+	    "NUL byte", path);
+	load_fails(NULL, want);
+	/* A huge file is a mistake, not a value. */
+	{
+		size_t	 big = 65 * 1024;
+		char	*text = malloc(big);
+
+		memset(text, 'x', big);
+		secret(text, big);
+		free(text);
+		snprintf(want, sizeof want, "STRIGIL_DATABASE_FILE: %s is "
+		    "larger than 65536 bytes", path);
+		load_fails(NULL, want);
+	}
+	env_clear();
+
+	/* _FILE is only known after a setting's variable. */
+	setenv("STRIGIL_FOO_FILE", path, 1);
+	load_fails(NULL, "unknown environment variable STRIGIL_FOO_FILE");
+	env_clear();
+	setenv("STRIGIL_DATABSE_FILE", path, 1);
+	load_fails(NULL, "unknown environment variable STRIGIL_DATABSE_FILE "
+	    "(did you mean STRIGIL_DATABASE_FILE?)");
+	env_clear();
+	setenv("STRIGIL_CONFIG_FILE", path, 1);
+	load_fails_with(NULL, "unknown environment variable "
+	    "STRIGIL_CONFIG_FILE");
+	env_clear();
+	setenv("STRIGIL_DATABASE_FILE_FILE", path, 1);
+	load_fails_with(NULL, "unknown environment variable "
+	    "STRIGIL_DATABASE_FILE_FILE");
+	env_clear();
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -508,6 +703,8 @@ main(void)
 	TEST(test_env_unknown);
 	TEST(test_sandbox_refuses);
 	TEST(test_endless_loop);
+	TEST(test_env_file);
+	TEST(test_env_file_errors);
 	unlink(test_path);
 	rmdir(test_dir);
 	return TEST_END();

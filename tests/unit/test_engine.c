@@ -1,0 +1,656 @@
+/*
+ * test_engine.c: the engine driven directly, with a manual clock.
+ *
+ * Enrolment through /start and the setup questions, what lands in the
+ * outbox, duplicate messages, a failing handler (holding message, inbox row
+ * failed, the next patient unaffected), the minimum interval between
+ * sessions, and a restart with overdue jobs on a file database.
+ *
+ * Protocols are small ones written here at run time; texts come from the
+ * real scripts/lang (tests run from the repository root).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "clock.h"
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+#include "store.h"
+#include "test.h"
+
+#define T0	INT64_C(1772352000)	/* 2026-03-01T08:00:00Z, a Sunday */
+#define HOUR	INT64_C(3600)
+#define DAY	INT64_C(86400)
+#define AD	"console"
+
+static char		test_dir[] = "/tmp/strigil-engine-XXXXXX";
+static char		proto_path[128];
+static struct config	cfg;
+
+/*
+ * The protocol: two weeks, 48 h apart. Its message handler says thanks
+ * and then fails on "boom"; "note" stores the text in ctx.state. After a
+ * session it asks for the next one an hour later, which the engine must
+ * push to min_hours.
+ */
+static const char *proto_text =
+    "return {\n"
+    "  id = \"mini\", version = 1, title = \"Mini\",\n"
+    "  course = { weeks = 2 },\n"
+    "  interval = { min_hours = 48, target_hours = 60 },\n"
+    "  pressure = { levels = { \"light\", \"moderate\" } },\n"
+    "  questionnaires = {\n"
+    "    checkin = {\n"
+    "      { id = \"soreness\", type = \"integer\", min = 0, max = 10,"
+    " text = \"Soreness 0-10?\" },\n"
+    "    },\n"
+    "  },\n"
+    "  steps = { \"Apply oil.\", \"Glide lightly.\" },\n"
+    "  on = {\n"
+    "    message = function(ctx, ev)\n"
+    "      ctx.say(\"thanks\")\n"
+    "      ctx.state.last = ev.text\n"
+    "      if ev.text == \"boom\" then error(\"boom\") end\n"
+    "    end,\n"
+    "    session_done = function(ctx, ev)\n"
+    "      ctx.schedule{ hours = 1, at = \"exact\" }\n"
+    "    end,\n"
+    "  },\n"
+    "}\n";
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE	*f;
+
+	if ((f = fopen(path, "w")) == NULL) {
+		perror(path);
+		exit(2);
+	}
+	fputs(text, f);
+	fclose(f);
+}
+
+static void
+db_path(char *buf, size_t size, const char *name)
+{
+	snprintf(buf, size, "%s/%s", test_dir, name);
+}
+
+static void
+unlink_db(const char *path)
+{
+	char	buf[256];
+
+	unlink(path);
+	snprintf(buf, sizeof buf, "%s-wal", path);
+	unlink(buf);
+	snprintf(buf, sizeof buf, "%s-shm", path);
+	unlink(buf);
+}
+
+struct world {
+	struct store	*st;
+	struct engine	*e;
+};
+
+static int
+world_open(struct world *w, const char *db)
+{
+	char	*cause = NULL;
+
+	memset(w, 0, sizeof *w);
+	if (store_open(&w->st, db, &cause) != 0 ||
+	    engine_new(&w->e, &cfg, w->st, &cause) != 0 ||
+	    engine_load_file(w->e, proto_path, &cause) != 0 ||
+	    engine_ready(w->e, &cause) != 0) {
+		fprintf(stderr, "world_open: %s\n", cause);
+		free(cause);
+		test_failed_checks++;
+		engine_free(w->e);
+		store_close(w->st);
+		memset(w, 0, sizeof *w);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+world_close(struct world *w)
+{
+	engine_free(w->e);
+	store_close(w->st);
+	memset(w, 0, sizeof *w);
+}
+
+/* The messages delivered to the patients, in order. */
+struct sent {
+	int	 n;
+	char	*chat[32];
+	char	*body[32];
+	char	*type[32];	/* meta.type, or "" */
+};
+
+static void
+sent_clear(struct sent *s)
+{
+	int	i;
+
+	for (i = 0; i < s->n; i++) {
+		free(s->chat[i]);
+		free(s->body[i]);
+		free(s->type[i]);
+	}
+	memset(s, 0, sizeof *s);
+}
+
+/* Takes every deliverable outbox row of the console adapter, as an
+ * adapter would, and marks it sent. */
+static int
+drain(struct world *w, int64_t now, struct sent *s)
+{
+	struct store_out	 o;
+	cJSON			*meta;
+	const char		*type;
+
+	sent_clear(s);
+	while (store_outbox_next(w->st, AD, now, &o) == 0) {
+		store_outbox_sent(w->st, o.id, now);
+		meta = o.meta != NULL ? cJSON_Parse(o.meta) : NULL;
+		type = cJSON_GetStringValue(cJSON_GetObjectItem(meta, "type"));
+		if (s->n < 32) {
+			s->chat[s->n] = strdup(o.chat);
+			s->body[s->n] = strdup(o.body);
+			s->type[s->n] = strdup(type != NULL ? type : "");
+			s->n++;
+		}
+		cJSON_Delete(meta);
+		store_out_clear(&o);
+	}
+	return s->n;
+}
+
+static int
+sent_has(const struct sent *s, const char *needle)
+{
+	int	i;
+
+	for (i = 0; i < s->n; i++)
+		if (strstr(s->body[i], needle) != NULL)
+			return 1;
+	return 0;
+}
+
+static uint64_t	msg_seq;
+
+/* A message from `chat`, with a fresh external id. */
+static int
+say(struct world *w, const char *chat, const char *text, int64_t now)
+{
+	char	id[32];
+
+	snprintf(id, sizeof id, "x%llu", (unsigned long long)++msg_seq);
+	return engine_inbound(w->e, AD, chat, id, text, now);
+}
+
+/* /start, consent, default zone and default reminder (18:00 UTC). */
+static void
+enrol(struct world *w, const char *chat, int64_t now)
+{
+	struct sent	s = { 0 };
+
+	CHECK_INT(say(w, chat, "/start", now), 0);
+	CHECK_INT(say(w, chat, "yes", now), 0);
+	CHECK_INT(say(w, chat, "1", now), 0);
+	CHECK_INT(say(w, chat, "1", now), 0);
+	drain(w, now, &s);
+	sent_clear(&s);
+}
+
+static long long
+raw_int(const char *path, const char *sql)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	long long	 v = -1;
+
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	} else
+		fprintf(stderr, "raw_int: %s\n", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	return v;
+}
+
+static char *
+raw_text(const char *path, const char *sql)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	char		*v = NULL;
+
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_text(st, 0) != NULL)
+			v = strdup((const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return v;
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+static void
+test_enrol(void)
+{
+	struct world		 w;
+	struct sent		 s = { 0 };
+	struct store_patient	 p;
+	struct store_enrolment	 en;
+	struct store_job	 j;
+	int64_t			 n, due;
+
+	clock_init(CLOCK_MANUAL, T0);
+	if (world_open(&w, ":memory:") != 0)
+		return;
+
+	/* Someone unknown who does not start. */
+	CHECK_INT(say(&w, "7", "hello", T0), 0);
+	CHECK_INT(drain(&w, T0, &s), 1);
+	CHECK(sent_has(&s, "/start"));
+
+	CHECK_INT(say(&w, "1", "/start", T0), 0);
+	CHECK_INT(drain(&w, T0, &s), 2);
+	if (s.n == 2) {
+		CHECK_STR(s.chat[0], "1");
+		CHECK(strstr(s.body[0], "\"Mini\"") != NULL);	/* welcome */
+		CHECK_STR(s.type[0], "");
+		CHECK_STR(s.type[1], "question");		/* consent */
+		CHECK(strstr(s.body[1], "agree") != NULL);
+	}
+	CHECK_INT(store_patient_find(w.st, AD, "1", &p), 0);
+	CHECK_STR(p.ask_q, "setup");
+	CHECK_INT(p.ask_i, 0);
+	store_patient_clear(&p);
+	CHECK_INT(store_enrolment_current(w.st, p.id, &en), 0);
+	CHECK_STR(en.status, ENROL_SETUP);
+	CHECK_STR(en.protocol, "mini");
+	store_enrolment_clear(&en);
+
+	/* A wrong answer gets the hint and the question again. */
+	CHECK_INT(say(&w, "1", "perhaps", T0), 0);
+	CHECK_INT(drain(&w, T0, &s), 2);
+	if (s.n == 2) {
+		CHECK(strstr(s.body[0], "yes or no") != NULL);
+		CHECK_STR(s.type[1], "question");
+	}
+	CHECK_INT(say(&w, "1", "yes", T0), 0);
+	CHECK_INT(drain(&w, T0, &s), 1);
+	CHECK(s.n == 1 && strstr(s.body[0], "UTC") != NULL);	/* zone */
+	CHECK_INT(say(&w, "1", "Europe/Berlin", T0), 0);
+	CHECK_INT(drain(&w, T0, &s), 1);
+	CHECK(s.n == 1 && strstr(s.body[0], "18:00") != NULL);	/* time */
+	/* 7:30 is in the quiet hours (21:00-08:00): refused. */
+	CHECK_INT(say(&w, "1", "7:30", T0), 0);
+	CHECK_INT(drain(&w, T0, &s), 2);
+	CHECK(sent_has(&s, "between 21:00 and 08:00"));
+	CHECK_INT(say(&w, "1", "8:30", T0), 0);
+	CHECK_INT(drain(&w, T0, &s), 1);
+	CHECK(sent_has(&s, "Europe/Berlin") && sent_has(&s, "08:30"));
+
+	CHECK_INT(store_patient_find(w.st, AD, "1", &p), 0);
+	CHECK_STR(p.tz, "Europe/Berlin");
+	CHECK_INT(p.remind_min, 8 * 60 + 30);
+	CHECK_INT(p.consent, 1);
+	CHECK_STR(p.ask_q, "");
+	CHECK_INT(store_enrolment_current(w.st, p.id, &en), 0);
+	CHECK_STR(en.status, ENROL_ACTIVE);
+	CHECK_INT(en.enrolled_at, T0);
+	/* The first session at the next 08:30 Berlin time (07:30Z, Mar 2). */
+	CHECK_INT(store_job_pending(w.st, en.id, "session", &j), 0);
+	CHECK_INT(j.due_at, T0 + DAY - 30 * 60);
+	CHECK_INT(engine_next_due(w.e, &due), 0);
+	CHECK_INT(due, j.due_at);
+	CHECK_INT(store_job_count(w.st, &n), 0);
+	CHECK_INT(n, 1);
+	store_patient_clear(&p);
+	store_enrolment_clear(&en);
+
+	/* Nothing due yet; then the session. */
+	CHECK_INT(engine_run_due(w.e, j.due_at - 1), 0);
+	CHECK_INT(engine_run_due(w.e, j.due_at), 1);
+	CHECK_INT(drain(&w, j.due_at, &s), 1);
+	if (s.n == 1) {
+		CHECK_STR(s.type[0], "reminder");
+		CHECK(strstr(s.body[0], "Time for session 1") != NULL);
+		CHECK(strstr(s.body[0], "1. Apply oil.") != NULL);
+		CHECK(strstr(s.body[0], "2. Glide lightly.") != NULL);
+	}
+	/* A "missed" job waits for /done. */
+	CHECK_INT(store_job_count(w.st, &n), 0);
+	CHECK_INT(n, 1);
+	CHECK_INT(engine_stats(w.e)->jobs, 1);
+	CHECK_INT(engine_stats(w.e)->inbound, 7);
+	CHECK(engine_stats(w.e)->events >= 2);
+	sent_clear(&s);
+	world_close(&w);
+}
+
+static void
+test_duplicate(void)
+{
+	struct world	 w;
+	struct sent	 s = { 0 };
+	int64_t		 depth;
+
+	clock_init(CLOCK_MANUAL, T0);
+	if (world_open(&w, ":memory:") != 0)
+		return;
+	CHECK_INT(engine_inbound(w.e, AD, "1", "same", "/start", T0), 0);
+	CHECK_INT(store_outbox_depth(w.st, &depth), 0);
+	CHECK_INT(depth, 2);
+	CHECK_INT(engine_inbound(w.e, AD, "1", "same", "/start", T0 + 5), 1);
+	CHECK_INT(engine_inbound(w.e, AD, "1", "same", "yes", T0 + 6), 1);
+	CHECK_INT(store_outbox_depth(w.st, &depth), 0);
+	CHECK_INT(depth, 2);
+	CHECK_INT(engine_stats(w.e)->duplicates, 2);
+	CHECK_INT(engine_stats(w.e)->inbound, 1);
+	/* The same id from another adapter is a new message. */
+	CHECK_INT(engine_inbound(w.e, "other", "1", "same", "/start", T0), 0);
+	/* And the duplicate did not answer the consent question. */
+	CHECK_INT(drain(&w, T0, &s), 2);
+	CHECK_INT(engine_inbound(w.e, AD, "1", "next", "yes", T0 + 7), 0);
+	CHECK_INT(drain(&w, T0 + 7, &s), 1);
+	CHECK(s.n == 1 && strstr(s.body[0], "time zone") != NULL);
+	sent_clear(&s);
+	world_close(&w);
+}
+
+static void
+test_handler_error(void)
+{
+	struct world		 w;
+	struct sent		 s = { 0 };
+	struct store_patient	 p;
+	struct store_enrolment	 en;
+	char			 path[192], *v;
+
+	clock_init(CLOCK_MANUAL, T0);
+	db_path(path, sizeof path, "error.db");
+	if (world_open(&w, path) != 0)
+		return;
+	enrol(&w, "1", T0);
+
+	/* A handler that works: thanks, and the state keeps the text. */
+	CHECK_INT(engine_inbound(w.e, AD, "1", "ok-1", "fine", T0 + 60), 0);
+	CHECK_INT(drain(&w, T0 + 60, &s), 1);
+	CHECK(sent_has(&s, "noted"));
+	CHECK_INT(store_patient_find(w.st, AD, "1", &p), 0);
+	CHECK_INT(store_enrolment_current(w.st, p.id, &en), 0);
+	CHECK_STR(en.state, "{\"last\":\"fine\"}");
+	store_enrolment_clear(&en);
+
+	/* It fails after saying thanks and touching the state: the patient
+	 * gets only the holding message, the state is as before. */
+	log_set_level(LOG_ERROR);
+	CHECK_INT(engine_inbound(w.e, AD, "1", "bad-1", "boom", T0 + 120), 0);
+	log_set_level(LOG_WARN);
+	CHECK_INT(drain(&w, T0 + 120, &s), 1);
+	CHECK(sent_has(&s, "Something went wrong"));
+	CHECK(!sent_has(&s, "noted"));
+	CHECK_INT(store_enrolment_current(w.st, p.id, &en), 0);
+	CHECK_STR(en.state, "{\"last\":\"fine\"}");
+	CHECK_STR(en.status, ENROL_ACTIVE);
+	store_enrolment_clear(&en);
+	store_patient_clear(&p);
+	CHECK_INT(engine_stats(w.e)->lua_errors, 1);
+
+	/* The inbox keeps the message, marked failed with the cause. */
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM inbox"
+	    " WHERE external_id = 'bad-1' AND status = 'failed'"), 1);
+	v = raw_text(path, "SELECT error FROM inbox WHERE external_id = 'bad-1'");
+	CHECK(v != NULL && strstr(v, "boom") != NULL &&
+	    strstr(v, "p.lua:") != NULL);
+	free(v);
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM inbox"
+	    " WHERE external_id = 'ok-1' AND status = 'done'"), 1);
+	/* Offered again, it is a duplicate: never handled twice. */
+	CHECK_INT(engine_inbound(w.e, AD, "1", "bad-1", "boom", T0 + 130), 1);
+
+	/* The next patient is unaffected, and so is the first one's next
+	 * message. */
+	enrol(&w, "2", T0 + 200);
+	CHECK_INT(store_patient_find(w.st, AD, "2", &p), 0);
+	CHECK_INT(store_enrolment_current(w.st, p.id, &en), 0);
+	CHECK_STR(en.status, ENROL_ACTIVE);
+	store_enrolment_clear(&en);
+	store_patient_clear(&p);
+	CHECK_INT(engine_inbound(w.e, AD, "2", "ok-2", "fine too", T0 + 300),
+	    0);
+	CHECK_INT(engine_inbound(w.e, AD, "1", "ok-3", "better", T0 + 300), 0);
+	CHECK_INT(drain(&w, T0 + 300, &s), 2);
+	CHECK(s.n == 2 && strstr(s.body[0], "noted") != NULL &&
+	    strstr(s.body[1], "noted") != NULL);
+	sent_clear(&s);
+	world_close(&w);
+	unlink_db(path);
+}
+
+static void
+test_min_interval(void)
+{
+	struct world		 w;
+	struct sent		 s = { 0 };
+	struct store_patient	 p;
+	struct store_enrolment	 en;
+	struct store_job	 j;
+	int64_t			 due, done_at;
+
+	clock_init(CLOCK_MANUAL, T0);
+	if (world_open(&w, ":memory:") != 0)
+		return;
+	enrol(&w, "1", T0);
+	CHECK_INT(engine_next_due(w.e, &due), 0);
+	CHECK_INT(due, T0 + 10 * HOUR);		/* 18:00Z */
+	CHECK_INT(engine_run_due(w.e, due), 1);
+	done_at = due + 30 * 60;
+	CHECK_INT(say(&w, "1", "/done", done_at), 0);
+	drain(&w, done_at, &s);
+	CHECK(sent_has(&s, "Well done"));
+
+	CHECK_INT(store_patient_find(w.st, AD, "1", &p), 0);
+	CHECK_INT(store_enrolment_current(w.st, p.id, &en), 0);
+	CHECK_INT(en.sessions_done, 1);
+	CHECK_INT(en.last_session_at, done_at);
+	/* The protocol asked for an hour later; the engine waits 48 h and
+	 * then for the reminder time: the third day at 18:00. */
+	CHECK_INT(store_job_pending(w.st, en.id, "session", &j), 0);
+	CHECK(j.due_at >= done_at + 48 * HOUR);
+	CHECK_INT(j.due_at, T0 + 3 * DAY + 10 * HOUR);
+	CHECK_INT(store_job_pending(w.st, en.id, "missed", &j),
+	    STORE_NOTFOUND);
+	store_enrolment_clear(&en);
+	store_patient_clear(&p);
+
+	/* Nothing runs before then. */
+	CHECK_INT(engine_run_due(w.e, done_at + 47 * HOUR), 0);
+	CHECK_INT(engine_run_due(w.e, T0 + 3 * DAY + 10 * HOUR), 1);
+	drain(&w, T0 + 3 * DAY + 10 * HOUR, &s);
+	CHECK(sent_has(&s, "Time for session 2"));
+	sent_clear(&s);
+	world_close(&w);
+}
+
+static void
+test_restart(void)
+{
+	struct world		 w;
+	struct sent		 s = { 0 };
+	struct store_job	 j;
+	char			 path[192];
+	int64_t			 n, due, now;
+	int			 i;
+
+	clock_init(CLOCK_MANUAL, T0);
+	db_path(path, sizeof path, "restart.db");
+	if (world_open(&w, path) != 0)
+		return;
+	enrol(&w, "1", T0);
+	enrol(&w, "2", T0);
+	enrol(&w, "3", T0);
+	/* Three more overdue jobs of other kinds for patient 1. */
+	memset(&j, 0, sizeof j);
+	j.patient_id = 1;
+	j.enrolment_id = 1;
+	snprintf(j.kind, sizeof j.kind, "ask");
+	snprintf(j.arg, sizeof j.arg, "checkin");
+	j.due_at = T0 + HOUR;
+	CHECK_INT(store_job_insert(w.st, &j), 0);
+	snprintf(j.kind, sizeof j.kind, "missed");
+	j.arg[0] = '\0';
+	j.due_at = T0 + 2 * HOUR;
+	CHECK_INT(store_job_insert(w.st, &j), 0);
+	snprintf(j.kind, sizeof j.kind, "remind");
+	j.due_at = T0 + 3 * HOUR;
+	CHECK_INT(store_job_insert(w.st, &j), 0);
+	/* A transaction cut off by the crash leaves nothing behind. */
+	CHECK_INT(store_begin(w.st), 0);
+	snprintf(j.kind, sizeof j.kind, "session");
+	j.due_at = T0;
+	CHECK_INT(store_job_insert(w.st, &j), 0);
+	CHECK_INT(store_job_count(w.st, &n), 0);
+	CHECK_INT(n, 7);
+	world_close(&w);	/* "crash": the daemon stops before any ran */
+
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM jobs"), 6);
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM jobs"
+	    " WHERE status = 'pending'"), 6);
+
+	/* Back up two days later: everything overdue runs once. */
+	now = T0 + 2 * DAY;
+	clock_init(CLOCK_MANUAL, now);
+	if (world_open(&w, path) != 0)
+		return;
+	CHECK_INT(engine_next_due(w.e, &due), 0);
+	CHECK_INT(due, T0 + HOUR);
+	CHECK_INT(engine_run_due(w.e, now), 6);
+	CHECK_INT(engine_run_due(w.e, now), 0);
+	CHECK_INT(engine_stats(w.e)->jobs, 6);
+	/* Each of the six is closed, none dropped or left pending. */
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM jobs WHERE due_at <= "
+	    "1772352000 + 86400 AND status = 'done'"), 6);
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM jobs WHERE due_at <= "
+	    "1772352000 + 86400 AND status <> 'done'"), 0);
+	/* Every patient got the reminder for session 1, patient 1 the
+	 * check-in too; the new jobs (missed) lie ahead. */
+	drain(&w, now, &s);
+	for (i = 0, n = 0; i < s.n; i++)
+		if (strcmp(s.type[i], "reminder") == 0)
+			n++;
+	CHECK(n >= 3);
+	CHECK(sent_has(&s, "Soreness 0-10?"));
+	CHECK_INT(engine_next_due(w.e, &due), 0);
+	CHECK(due > now);
+	sent_clear(&s);
+
+	/* And once more after another restart: nothing runs again. */
+	world_close(&w);
+	if (world_open(&w, path) != 0)
+		return;
+	CHECK_INT(engine_run_due(w.e, now), 0);
+	CHECK_INT(store_outbox_depth(w.st, &n), 0);
+	CHECK_INT(n, 0);
+	world_close(&w);
+	unlink_db(path);
+}
+
+/* A job whose patient is gone is closed, not taken again forever. */
+static void
+test_orphan_job(void)
+{
+	struct world		w;
+	struct store_job	j;
+	int64_t			n;
+
+	clock_init(CLOCK_MANUAL, T0);
+	if (world_open(&w, ":memory:") != 0)
+		return;
+	memset(&j, 0, sizeof j);
+	j.patient_id = 999;
+	j.enrolment_id = 999;
+	snprintf(j.kind, sizeof j.kind, "session");
+	j.due_at = T0;
+	CHECK_INT(store_job_insert(w.st, &j), 0);
+	CHECK_INT(engine_run_due(w.e, T0), 1);
+	CHECK_INT(engine_run_due(w.e, T0), 0);
+	CHECK_INT(store_job_count(w.st, &n), 0);
+	CHECK_INT(n, 0);
+	world_close(&w);
+}
+
+static void
+test_commands_without_patient(void)
+{
+	struct world	w;
+	struct sent	s = { 0 };
+
+	clock_init(CLOCK_MANUAL, T0);
+	if (world_open(&w, ":memory:") != 0)
+		return;
+	CHECK_INT(say(&w, "9", "/done", T0), 0);
+	CHECK_INT(say(&w, "9", "/help", T0), 0);
+	CHECK_INT(drain(&w, T0, &s), 2);
+	CHECK(s.n == 2 && strstr(s.body[0], "/start") != NULL);
+	/* Still nobody: commands do not create patients. */
+	CHECK_INT(engine_run_due(w.e, T0 + 30 * DAY), 0);
+	CHECK_INT(engine_next_due(w.e, &(int64_t){ 0 }), 1);
+	sent_clear(&s);
+	world_close(&w);
+}
+
+int
+main(void)
+{
+	char	*cause = NULL;
+	int	 rc;
+
+	log_set_level(LOG_WARN);
+	if (mkdtemp(test_dir) == NULL) {
+		perror("mkdtemp");
+		return 2;
+	}
+	snprintf(proto_path, sizeof proto_path, "%s/p.lua", test_dir);
+	write_file(proto_path, proto_text);
+	if (config_load(&cfg, NULL, &cause) != 0) {
+		fprintf(stderr, "config: %s\n", cause);
+		return 2;
+	}
+	TEST(test_enrol);
+	TEST(test_duplicate);
+	TEST(test_handler_error);
+	TEST(test_min_interval);
+	TEST(test_restart);
+	TEST(test_orphan_job);
+	TEST(test_commands_without_patient);
+	rc = TEST_END();
+	config_free(&cfg);
+	unlink(proto_path);
+	rmdir(test_dir);
+	return rc;
+}

@@ -1,0 +1,614 @@
+/*
+ * test_engine_versions.c: protocol versions and the folder rescan.
+ *
+ * A patient keeps the version they enrolled with when a new one is loaded
+ * (its source comes from protocol_versions, also after a restart), unless
+ * the new one declares upgrade.from their version: then they move to it at
+ * their next event, with an audit event and the upgraded handler's state.
+ * Reloads of a lower version or of a changed text under the same version
+ * are refused. engine_rescan() loads new files, reloads changed ones and
+ * keeps a deleted one running.
+ *
+ * Each version says its own text for a message (`hi`), so which version
+ * handled an event shows in the outbox.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "clock.h"
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+#include "protocol.h"
+#include "store.h"
+#include "test.h"
+
+#define T0	INT64_C(1772352000)	/* 2026-03-01T08:00:00Z */
+#define HOUR	INT64_C(3600)
+#define AD	"console"
+
+static char		test_dir[] = "/tmp/strigil-versions-XXXXXX";
+static char		proto_path[128];
+static struct config	cfg;
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/*
+ * Writes version `version` of protocol "vp": its message handler says `hi`
+ * (with {n} = ctx.state.moved), `extra` goes into the table and `handlers`
+ * into `on`.
+ */
+static void
+write_proto(const char *path, int version, const char *hi, const char *extra,
+    const char *handlers)
+{
+	FILE	*f;
+
+	if ((f = fopen(path, "w")) == NULL) {
+		perror(path);
+		exit(2);
+	}
+	fprintf(f, "return {\n"
+	    "  id = \"vp\", version = %d, title = \"Versioned\",\n"
+	    "  course = { weeks = 2 },\n"
+	    "  interval = { min_hours = 48 },\n"
+	    "  pressure = { levels = { \"light\", \"moderate\" } },\n"
+	    "  steps = { \"Apply oil.\" },\n"
+	    "  messages = { en = { hi = \"%s\" } },\n"
+	    "%s"
+	    "  on = {\n"
+	    "    message = function(ctx, ev)\n"
+	    "      ctx.say(\"hi\", { n = ctx.state.moved or 0 })\n"
+	    "    end,\n"
+	    "%s"
+	    "  },\n"
+	    "}\n", version, hi, extra, handlers);
+	fclose(f);
+}
+
+static void
+unlink_db(const char *path)
+{
+	char	buf[256];
+
+	unlink(path);
+	snprintf(buf, sizeof buf, "%s-wal", path);
+	unlink(buf);
+	snprintf(buf, sizeof buf, "%s-shm", path);
+	unlink(buf);
+}
+
+struct world {
+	struct store	*st;
+	struct engine	*e;
+};
+
+static int
+world_open(struct world *w, const char *db)
+{
+	char	*cause = NULL;
+
+	memset(w, 0, sizeof *w);
+	if (store_open(&w->st, db, &cause) != 0 ||
+	    engine_new(&w->e, &cfg, w->st, &cause) != 0 ||
+	    engine_load_file(w->e, proto_path, &cause) != 0) {
+		fprintf(stderr, "world_open: %s\n", cause);
+		free(cause);
+		test_failed_checks++;
+		engine_free(w->e);
+		store_close(w->st);
+		memset(w, 0, sizeof *w);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+world_close(struct world *w)
+{
+	engine_free(w->e);
+	store_close(w->st);
+	memset(w, 0, sizeof *w);
+}
+
+static uint64_t	msg_seq;
+
+static int
+say(struct world *w, const char *chat, const char *text, int64_t now)
+{
+	char	id[32];
+
+	snprintf(id, sizeof id, "v%llu", (unsigned long long)++msg_seq);
+	return engine_inbound(w->e, AD, chat, id, text, now);
+}
+
+/* The bodies of every deliverable message to `chat`, joined by "|";
+ * marks them sent. */
+static char *
+drain(struct world *w, const char *chat, int64_t now)
+{
+	struct store_out	 o;
+	char			*all = strdup(""), *tmp;
+
+	while (store_outbox_next(w->st, AD, now, &o) == 0) {
+		store_outbox_sent(w->st, o.id, now);
+		if (strcmp(o.chat, chat) == 0) {
+			tmp = malloc(strlen(all) + strlen(o.body) + 2);
+			sprintf(tmp, "%s%s|", all, o.body);
+			free(all);
+			all = tmp;
+		}
+		store_out_clear(&o);
+	}
+	return all;
+}
+
+/* Sends `text`; 1 if the reply has `needle`. */
+static int
+reply_has(struct world *w, const char *chat, const char *text,
+    const char *needle, int64_t now)
+{
+	char	*got;
+	int	 ok;
+
+	CHECK_INT(say(w, chat, text, now), 0);
+	got = drain(w, chat, now);
+	ok = strstr(got, needle) != NULL;
+	if (!ok)
+		fprintf(stderr, "  reply to \"%s\": %s (wanted \"%s\")\n", text,
+		    got, needle);
+	free(got);
+	return ok;
+}
+
+/* /start, consent, default zone and reminder. */
+static void
+enrol(struct world *w, const char *chat, int64_t now)
+{
+	CHECK_INT(say(w, chat, "/start", now), 0);
+	CHECK_INT(say(w, chat, "yes", now), 0);
+	CHECK_INT(say(w, chat, "1", now), 0);
+	CHECK_INT(say(w, chat, "1", now), 0);
+	free(drain(w, chat, now));
+}
+
+static int
+version_of(struct world *w, const char *chat)
+{
+	struct store_patient	p;
+	struct store_enrolment	en;
+	int			v = -1;
+
+	if (store_patient_find(w->st, AD, chat, &p) != 0)
+		return -1;
+	if (store_enrolment_current(w->st, p.id, &en) == 0) {
+		v = en.version;
+		store_enrolment_clear(&en);
+	}
+	store_patient_clear(&p);
+	return v;
+}
+
+static long long
+raw_int(const char *path, const char *sql)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	long long	 v = -1;
+
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	} else
+		fprintf(stderr, "raw_int: %s\n", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	return v;
+}
+
+static char *
+raw_text(const char *path, const char *sql)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	char		*v = NULL;
+
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_text(st, 0) != NULL)
+			v = strdup((const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return v;
+}
+
+static int
+raw_exec(const char *path, const char *sql)
+{
+	sqlite3	*db;
+	int	 rc;
+
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return -1;
+	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* The error the health check shows for the protocol, or NULL. */
+static const char *
+proto_error_of(struct world *w)
+{
+	struct engine_proto_status	s[4];
+
+	if (engine_protocols(w->e, s, 4) < 1)
+		return "none loaded";
+	return s[0].error;
+}
+
+static int
+loaded_version(struct world *w)
+{
+	struct engine_proto_status	s[4];
+
+	if (engine_protocols(w->e, s, 4) < 1)
+		return -1;
+	return s[0].version;
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+/* v2 without upgrade: the v1 patient keeps v1, a new one gets v2; also
+ * after a restart, when v1 comes from the database. */
+static void
+test_keep_version(void)
+{
+	struct world	w;
+	char		db[256];
+
+	clock_init(CLOCK_MANUAL, T0);
+	snprintf(db, sizeof db, "%s/keep.db", test_dir);
+	write_proto(proto_path, 1, "one", "", "");
+	if (world_open(&w, db) != 0)
+		return;
+	enrol(&w, "a", T0);
+	CHECK_INT(version_of(&w, "a"), 1);
+	CHECK(reply_has(&w, "a", "hello", "one", T0));
+
+	write_proto(proto_path, 2, "two two", "", "");
+	CHECK_INT(engine_reload(w.e, T0 + HOUR), 0);
+	CHECK_INT(loaded_version(&w), 2);
+	CHECK(reply_has(&w, "a", "hello", "one", T0 + HOUR));
+	CHECK_INT(version_of(&w, "a"), 1);
+	enrol(&w, "b", T0 + HOUR);
+	CHECK_INT(version_of(&w, "b"), 2);
+	CHECK(reply_has(&w, "b", "hello", "two two", T0 + HOUR));
+	/* Jobs of the v1 patient run on v1 too. */
+	CHECK(engine_run_due(w.e, T0 + 2 * 86400) >= 1);
+	CHECK(reply_has(&w, "a", "hello", "one", T0 + 2 * 86400));
+	world_close(&w);
+	CHECK_INT(raw_int(db, "SELECT count(*) FROM protocol_versions"), 2);
+	CHECK_INT(raw_int(db, "SELECT count(*) FROM events WHERE kind = "
+	    "'protocol_upgraded'"), 0);
+
+	/* Restart: v1 is only in the database now. */
+	if (world_open(&w, db) != 0)
+		return;
+	CHECK(reply_has(&w, "a", "hello", "one", T0 + 3 * 86400));
+	CHECK(reply_has(&w, "b", "hello", "two two", T0 + 3 * 86400));
+	CHECK_INT(version_of(&w, "a"), 1);
+	world_close(&w);
+	unlink_db(db);
+}
+
+/* v3 declares upgrade.from = { 1 }: the v1 patient moves at their next
+ * event, its upgraded handler sees from_version, an audit event is kept,
+ * and a restart keeps them on v3. */
+static void
+test_upgrade(void)
+{
+	struct world	w;
+	char		db[256], *data;
+
+	clock_init(CLOCK_MANUAL, T0);
+	snprintf(db, sizeof db, "%s/upgrade.db", test_dir);
+	write_proto(proto_path, 1, "one", "", "");
+	if (world_open(&w, db) != 0)
+		return;
+	enrol(&w, "a", T0);
+	write_proto(proto_path, 2, "two two", "", "");
+	CHECK_INT(engine_reload(w.e, T0), 0);
+	enrol(&w, "b", T0);
+	CHECK_INT(version_of(&w, "b"), 2);
+
+	/* The upgrade handler fails: the patient stays on v1 for now. */
+	write_proto(proto_path, 3, "three {n}",
+	    "  upgrade = { from = { 1 } },\n",
+	    "    upgraded = function(ctx, ev) error(\"not yet\") end,\n");
+	CHECK_INT(engine_reload(w.e, T0 + HOUR), 0);
+	CHECK(reply_has(&w, "a", "hello", "one", T0 + HOUR));
+	CHECK_INT(version_of(&w, "a"), 1);
+
+	write_proto(proto_path, 4, "four {n}",
+	    "  upgrade = { from = { 1, 3 } },\n",
+	    "    upgraded = function(ctx, ev)\n"
+	    "      ctx.state.moved = ev.from_version * 10 + ev.to_version\n"
+	    "    end,\n");
+	CHECK_INT(engine_reload(w.e, T0 + 2 * HOUR), 0);
+	CHECK(reply_has(&w, "a", "hello", "four 14", T0 + 2 * HOUR));
+	CHECK_INT(version_of(&w, "a"), 4);
+	/* v2 is not in upgrade.from: b stays. */
+	CHECK(reply_has(&w, "b", "hello", "two two", T0 + 2 * HOUR));
+	CHECK_INT(version_of(&w, "b"), 2);
+	world_close(&w);
+
+	CHECK_INT(raw_int(db, "SELECT count(*) FROM events WHERE kind = "
+	    "'protocol_upgraded'"), 1);
+	data = raw_text(db, "SELECT data FROM events WHERE kind = "
+	    "'protocol_upgraded'");
+	CHECK_STR(data, "{\"protocol\":\"vp\",\"from\":1,\"to\":4}");
+	free(data);
+	CHECK_INT(raw_int(db, "SELECT version FROM enrolments WHERE id = "
+	    "(SELECT min(id) FROM enrolments)"), 4);
+
+	/* Restart: still v4, nothing upgraded twice. */
+	if (world_open(&w, db) != 0)
+		return;
+	CHECK(reply_has(&w, "a", "hello", "four 14", T0 + 3 * HOUR));
+	CHECK_INT(version_of(&w, "a"), 4);
+	world_close(&w);
+	CHECK_INT(raw_int(db, "SELECT count(*) FROM events WHERE kind = "
+	    "'protocol_upgraded'"), 1);
+	unlink_db(db);
+}
+
+/* A lower version, or another text under the same version: refused, on a
+ * reload and at a restart; the loaded version stays. */
+static void
+test_refused(void)
+{
+	struct world	 w;
+	struct engine	*e2;
+	const char	*err;
+	char		 db[256], *cause = NULL;
+
+	clock_init(CLOCK_MANUAL, T0);
+	snprintf(db, sizeof db, "%s/refused.db", test_dir);
+	write_proto(proto_path, 2, "two two", "", "");
+	if (world_open(&w, db) != 0)
+		return;
+	enrol(&w, "a", T0);
+
+	write_proto(proto_path, 2, "two, changed", "", "");
+	CHECK_INT(engine_reload(w.e, T0), 1);
+	err = proto_error_of(&w);
+	CHECK(err != NULL && strstr(err, "version 2 of 'vp' was loaded "
+	    "before with a different text") != NULL);
+	CHECK(err != NULL && strstr(err, proto_path) == err);
+	CHECK_INT(loaded_version(&w), 2);
+	CHECK(reply_has(&w, "a", "hello", "two two", T0));
+
+	write_proto(proto_path, 1, "one", "", "");
+	CHECK_INT(engine_reload(w.e, T0), 1);
+	err = proto_error_of(&w);
+	CHECK(err != NULL && strstr(err, "version 1 of 'vp' is below version "
+	    "2") != NULL);
+	CHECK(reply_has(&w, "a", "hello", "two two", T0));
+
+	/* Back to the stored text: accepted again, the error cleared. */
+	write_proto(proto_path, 2, "two two", "", "");
+	CHECK_INT(engine_reload(w.e, T0), 0);
+	CHECK(proto_error_of(&w) == NULL);
+
+	/* At a start, a lower version than the database knows is refused. */
+	write_proto(proto_path, 1, "one", "", "");
+	CHECK_INT(engine_new(&e2, &cfg, w.st, &cause), 0);
+	CHECK_INT(engine_load_file(e2, proto_path, &cause), -1);
+	CHECK(cause != NULL && strstr(cause, "below version 2") != NULL);
+	free(cause);
+	engine_free(e2);
+	world_close(&w);
+	CHECK_INT(raw_int(db, "SELECT count(*) FROM protocol_versions"), 1);
+	unlink_db(db);
+}
+
+/* upgrade is checked when the file loads. */
+static void
+test_upgrade_declaration(void)
+{
+	static const struct {
+		int		 version;
+		const char	*extra, *handlers, *want;
+	} bad[] = {
+		{ 2, "  upgrade = { from = { 2 } },\n", "",
+		  "upgrade.from: each entry must be a version below this one "
+		  "(2)" },
+		{ 2, "  upgrade = { from = { 0 } },\n", "", "below this one" },
+		{ 2, "  upgrade = { from = { \"1\" } },\n", "", "below this one" },
+		{ 2, "  upgrade = { from = {} },\n", "",
+		  "upgrade.from must list" },
+		{ 2, "  upgrade = { 1 },\n", "", "upgrade must be a table" },
+		{ 2, "  upgrade = { from = { 1 }, to = 2 },\n", "",
+		  "upgrade must be a table" },
+		{ 2, "  upgrade = 1,\n", "", "upgrade must be a table" },
+		{ 2, "", "    upgraded = function(ctx, ev) end,\n",
+		  "on.upgraded needs upgrade = { from = { ... } }" },
+	};
+	struct proto_limits	 lim = { cfg.lua_memory, cfg.lua_instructions };
+	struct protocol		*p = NULL;
+	char			 path[256], *cause = NULL;
+	size_t			 i;
+
+	snprintf(path, sizeof path, "%s/decl.lua", test_dir);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		write_proto(path, bad[i].version, "x", bad[i].extra,
+		    bad[i].handlers);
+		CHECK_INT(proto_load(path, &lim, &p, &cause), -1);
+		if (cause == NULL || strstr(cause, bad[i].want) == NULL)
+			fprintf(stderr, "  case %zu: %s\n", i, cause);
+		CHECK(cause != NULL && strstr(cause, bad[i].want) != NULL);
+		/* file:line of the field */
+		CHECK(cause != NULL && strncmp(cause, path, strlen(path)) == 0 &&
+		    cause[strlen(path)] == ':' && cause[strlen(path) + 1] >= '1' &&
+		    cause[strlen(path) + 1] <= '9');
+		free(cause);
+		cause = NULL;
+	}
+	write_proto(path, 3, "x", "  upgrade = { from = { 1, 2, 1 } },\n",
+	    "    upgraded = function(ctx, ev) end,\n");
+	CHECK_INT(proto_load(path, &lim, &p, &cause), 0);
+	if (p != NULL) {
+		CHECK_INT(p->nupgrade_from, 2);
+		CHECK(proto_upgrades_from(p, 1) && proto_upgrades_from(p, 2));
+		CHECK(!proto_upgrades_from(p, 3));
+		CHECK(p->has[EV_UPGRADED]);
+		proto_free(p);
+	}
+	unlink(path);
+}
+
+/* A database from before protocol_versions: migrated, and a patient whose
+ * version was never stored runs on the loaded one. */
+static void
+test_migration(void)
+{
+	struct world	w;
+	char		db[256];
+
+	clock_init(CLOCK_MANUAL, T0);
+	snprintf(db, sizeof db, "%s/old.db", test_dir);
+	write_proto(proto_path, 1, "one", "", "");
+	if (world_open(&w, db) != 0)
+		return;
+	enrol(&w, "a", T0);
+	world_close(&w);
+	/* As schema 1 left it. */
+	CHECK_INT(raw_exec(db, "DROP TABLE protocol_versions; "
+	    "PRAGMA user_version = 1;"), 0);
+	CHECK_INT(raw_int(db, "PRAGMA user_version"), 1);
+
+	write_proto(proto_path, 2, "two two", "", "");
+	if (world_open(&w, db) != 0)
+		return;
+	CHECK_INT(store_schema_version(w.st), 2);
+	CHECK_INT(version_of(&w, "a"), 1);
+	CHECK(reply_has(&w, "a", "hello", "two two", T0));
+	world_close(&w);
+	CHECK_INT(raw_int(db, "SELECT count(*) FROM protocol_versions"), 1);
+	unlink_db(db);
+}
+
+/* engine_rescan(): changed files reload, new ones load, deleted ones keep
+ * running, a broken one keeps the old version. */
+static void
+test_rescan(void)
+{
+	struct world			 w;
+	struct engine_proto_status	 s[4];
+	char				 dir[200], p1[256], p2[256], *cause = NULL;
+	FILE				*f;
+
+	clock_init(CLOCK_MANUAL, T0);
+	snprintf(dir, sizeof dir, "%s/protocols", test_dir);
+	CHECK_INT(mkdir(dir, 0700), 0);
+	snprintf(p1, sizeof p1, "%s/vp.lua", dir);
+	snprintf(p2, sizeof p2, "%s/other.lua", dir);
+	write_proto(p1, 1, "one", "", "");
+	memset(&w, 0, sizeof w);
+	CHECK_INT(store_open(&w.st, ":memory:", &cause), 0);
+	CHECK_INT(engine_new(&w.e, &cfg, w.st, &cause), 0);
+	CHECK_INT(engine_load_dir(w.e, dir, &cause), 0);
+
+	/* Nothing changed: nothing reloaded. */
+	CHECK_INT(engine_rescan(w.e, dir, T0), 0);
+	CHECK_INT(engine_protocols(w.e, s, 4), 1);
+
+	/* A changed file (another size) and a new one. */
+	write_proto(p1, 2, "two two", "", "");
+	if ((f = fopen(p2, "w")) != NULL) {
+		fputs("return { id = \"other\", version = 1, title = \"O\",\n"
+		    "  course = { days = 7 }, interval = { min_hours = 24 },\n"
+		    "  pressure = { levels = { \"light\" } },\n"
+		    "  steps = { \"Rest.\" } }\n", f);
+		fclose(f);
+	}
+	CHECK_INT(engine_rescan(w.e, dir, T0), 0);
+	CHECK_INT(engine_protocols(w.e, s, 4), 2);
+	CHECK_INT(s[0].version, 2);
+	CHECK_STR(s[1].id, "other");
+
+	/* Broken: the old version stays, the error is kept; unchanged, it is
+	 * not tried again. */
+	if ((f = fopen(p1, "w")) != NULL) {
+		fputs("return {\n  id = \"vp\",\n  version = = 3,\n}\n", f);
+		fclose(f);
+	}
+	CHECK_INT(engine_rescan(w.e, dir, T0), 1);
+	CHECK_INT(engine_protocols(w.e, s, 4), 2);
+	CHECK_INT(s[0].version, 2);
+	CHECK(s[0].error != NULL && strstr(s[0].error, "vp.lua:3:") != NULL);
+	CHECK_INT(engine_rescan(w.e, dir, T0), 0);
+
+	/* Deleted: still running. */
+	unlink(p2);
+	CHECK_INT(engine_rescan(w.e, dir, T0), 0);
+	CHECK_INT(engine_protocols(w.e, s, 4), 2);
+	CHECK_STR(s[1].id, "other");
+
+	/* A broken new file is not loaded, nor tried again unchanged. */
+	snprintf(p2, sizeof p2, "%s/third.lua", dir);
+	if ((f = fopen(p2, "w")) != NULL) {
+		fputs("return 42\n", f);
+		fclose(f);
+	}
+	CHECK_INT(engine_rescan(w.e, dir, T0), 1);
+	CHECK_INT(engine_protocols(w.e, s, 4), 2);
+	CHECK_INT(engine_rescan(w.e, dir, T0), 1);
+	unlink(p1);
+	unlink(p2);
+	CHECK_INT(engine_rescan(w.e, dir, T0), 0);
+	CHECK_INT(engine_protocols(w.e, s, 4), 2);
+	world_close(&w);
+	rmdir(dir);
+}
+
+int
+main(void)
+{
+	char	*cause = NULL;
+	int	 rc;
+
+	log_set_level(LOG_ERROR);
+	if (mkdtemp(test_dir) == NULL) {
+		perror("mkdtemp");
+		return 2;
+	}
+	snprintf(proto_path, sizeof proto_path, "%s/vp.lua", test_dir);
+	if (config_load(&cfg, NULL, &cause) != 0) {
+		fprintf(stderr, "config: %s\n", cause);
+		return 2;
+	}
+	TEST(test_keep_version);
+	TEST(test_upgrade);
+	TEST(test_refused);
+	TEST(test_upgrade_declaration);
+	TEST(test_migration);
+	TEST(test_rescan);
+	rc = TEST_END();
+	config_free(&cfg);
+	unlink(proto_path);
+	rmdir(test_dir);
+	return rc;
+}

@@ -1,0 +1,168 @@
+/*
+ * test_luajson.c: protocol state between Lua tables and JSON.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "luajson.h"
+#include "test.h"
+
+static lua_State	*L;
+
+/* Evaluates `expr` and encodes it; returns the JSON or NULL with *cause. */
+static char *
+encode(const char *expr, char **cause)
+{
+	char	 chunk[512];
+	char	*out;
+
+	*cause = NULL;
+	snprintf(chunk, sizeof chunk, "return %s", expr);
+	if (luaL_dostring(L, chunk) != LUA_OK) {
+		fprintf(stderr, "lua: %s\n", lua_tostring(L, -1));
+		lua_pop(L, 1);
+		return NULL;
+	}
+	out = luajson_encode(L, -1, cause);
+	lua_pop(L, 1);
+	return out;
+}
+
+static void
+enc_ok_(int line, const char *expr, const char *want)
+{
+	char	*cause, *got = encode(expr, &cause);
+
+	if (got == NULL || strcmp(got, want) != 0) {
+		fprintf(stderr, "%s:%d: %s -> %s (%s), expected %s\n", __FILE__,
+		    line, expr, got ? got : "NULL", cause ? cause : "", want);
+		test_failed_checks++;
+	}
+	free(got);
+	free(cause);
+}
+
+static void
+enc_bad_(int line, const char *expr, const char *want)
+{
+	char	*cause, *got = encode(expr, &cause);
+
+	if (got != NULL || cause == NULL || strstr(cause, want) == NULL) {
+		fprintf(stderr, "%s:%d: %s -> %s (%s), expected error with %s\n",
+		    __FILE__, line, expr, got ? got : "NULL",
+		    cause ? cause : "", want);
+		test_failed_checks++;
+	}
+	free(got);
+	free(cause);
+}
+
+#define ENC_OK(e, w)	enc_ok_(__LINE__, e, w)
+#define ENC_BAD(e, w)	enc_bad_(__LINE__, e, w)
+
+static void
+test_encode(void)
+{
+	int	top = lua_gettop(L);
+
+	ENC_OK("{}", "{}");
+	ENC_OK("{ a = 1 }", "{\"a\":1}");
+	ENC_OK("{ 1, 2, 3 }", "[1,2,3]");
+	ENC_OK("{ s = \"x\\\"y\" }", "{\"s\":\"x\\\"y\"}");
+	ENC_OK("{ t = true }", "{\"t\":true}");
+	ENC_OK("{ f = false }", "{\"f\":false}");
+	ENC_OK("{ n = 2.5 }", "{\"n\":2.5}");
+	ENC_OK("{ list = { { a = 1 }, { b = { 1 } } } }",
+	    "{\"list\":[{\"a\":1},{\"b\":[1]}]}");
+	ENC_OK("\"top\"", "\"top\"");
+	/* The same table twice is not a cycle. */
+	ENC_OK("(function() local t = { 1 } return { a = { t, t } } end)()",
+	    "{\"a\":[[1],[1]]}");
+	CHECK_INT(lua_gettop(L), top);
+}
+
+static void
+test_encode_refused(void)
+{
+	int	top = lua_gettop(L);
+
+	ENC_BAD("{ f = function() end }", "cannot hold a function");
+	ENC_BAD("{ [true] = 1 }", "keys must be strings");
+	ENC_BAD("{ 1, 2, x = 3 }", "keys must be strings");
+	ENC_BAD("{ [1] = 1, [3] = 3 }", "keys must be strings");
+	ENC_BAD("{ n = 0/0 }", "not finite");
+	ENC_BAD("{ n = math.huge }", "not finite");
+	ENC_BAD("(function() local t = {} t.self = t return t end)()",
+	    "cycle");
+	ENC_BAD("{{{{{{{{{{{{{{{{{{{{}}}}}}}}}}}}}}}}}}}}", "deeper than 16");
+	ENC_BAD("{ s = string.rep(\"x\", 70000) }", "larger than 65536");
+	ENC_BAD("{ c = coroutine.create(print) }", "cannot hold a thread");
+	CHECK_INT(lua_gettop(L), top);
+}
+
+static void
+test_push_roundtrip(void)
+{
+	const char	*src = "{\"a\":3,\"b\":2.5,\"c\":[1,\"x\",true],"
+	    "\"d\":{\"e\":null,\"f\":false},\"g\":{}}";
+	cJSON		*j = cJSON_Parse(src);
+	char		*cause = NULL, *out;
+
+	luajson_push(L, j);
+	cJSON_Delete(j);
+	/* 3 stays an integer, 2.5 a float. */
+	lua_getfield(L, -1, "a");
+	CHECK(lua_isinteger(L, -1));
+	CHECK_INT(lua_tointeger(L, -1), 3);
+	lua_pop(L, 1);
+	lua_getfield(L, -1, "b");
+	CHECK(!lua_isinteger(L, -1) && lua_tonumber(L, -1) == 2.5);
+	lua_pop(L, 1);
+	lua_getfield(L, -1, "c");
+	CHECK_INT(lua_rawlen(L, -1), 3);
+	lua_rawgeti(L, -1, 2);
+	CHECK_STR(lua_tostring(L, -1), "x");
+	lua_pop(L, 2);
+	/* null becomes nil: the key is gone. */
+	lua_getfield(L, -1, "d");
+	lua_getfield(L, -1, "e");
+	CHECK(lua_isnil(L, -1));
+	lua_pop(L, 2);
+
+	out = luajson_encode(L, -1, &cause);
+	j = cJSON_Parse(out);
+	CHECK(j != NULL);
+	CHECK_INT(cJSON_GetObjectItem(j, "a")->valuedouble, 3);
+	CHECK(cJSON_IsArray(cJSON_GetObjectItem(j, "c")));
+	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "d"),
+	    "f")));
+	CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "d"), "e") == NULL);
+	/* An empty table comes back as an object. */
+	CHECK(cJSON_IsObject(cJSON_GetObjectItem(j, "g")));
+	cJSON_Delete(j);
+	free(out);
+	lua_pop(L, 1);
+
+	/* NULL is an empty table. */
+	luajson_push(L, NULL);
+	CHECK(lua_istable(L, -1));
+	lua_pushnil(L);
+	CHECK_INT(lua_next(L, -2), 0);
+	lua_pop(L, 1);
+}
+
+int
+main(void)
+{
+	L = luaL_newstate();
+	luaL_openlibs(L);
+	TEST(test_encode);
+	TEST(test_encode_refused);
+	TEST(test_push_roundtrip);
+	lua_close(L);
+	return TEST_END();
+}

@@ -1,0 +1,674 @@
+/*
+ * test_store.c: migrations, WAL, round trips, inbox dedupe, outbox, jobs and
+ * transactions of the SQLite store.
+ *
+ * File databases live in a mkdtemp folder removed at the end; the rest use
+ * ":memory:".
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+#include "test.h"
+
+static char	test_dir[] = "/tmp/strigil-store-XXXXXX";
+
+static void
+path_in_dir(char *buf, size_t size, const char *name)
+{
+	snprintf(buf, size, "%s/%s", test_dir, name);
+}
+
+static void
+unlink_db(const char *path)
+{
+	char	buf[256];
+
+	unlink(path);
+	snprintf(buf, sizeof buf, "%s-wal", path);
+	unlink(buf);
+	snprintf(buf, sizeof buf, "%s-shm", path);
+	unlink(buf);
+}
+
+static struct store *
+open_mem(void)
+{
+	struct store	*s = NULL;
+	char		*cause = NULL;
+
+	if (store_open(&s, ":memory:", &cause) != 0) {
+		fprintf(stderr, "store_open: %s\n", cause);
+		free(cause);
+		exit(2);
+	}
+	return s;
+}
+
+/* Runs a one-value query on the file database with a second connection. */
+static long long
+raw_int(const char *path, const char *sql)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	long long	 v = -1;
+
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return v;
+}
+
+static void
+new_patient(struct store *s, struct store_patient *p, const char *chat)
+{
+	memset(p, 0, sizeof *p);
+	snprintf(p->adapter, sizeof p->adapter, "console");
+	snprintf(p->chat, sizeof p->chat, "%s", chat);
+	snprintf(p->tz, sizeof p->tz, "Europe/Berlin");
+	snprintf(p->lang, sizeof p->lang, "en");
+	p->remind_min = 18 * 60;
+	p->created_at = 1000;
+	CHECK_INT(store_patient_insert(s, p), 0);
+}
+
+static int64_t
+add_job(struct store *s, int64_t enrolment, const char *kind, int64_t due)
+{
+	struct store_job	j;
+
+	memset(&j, 0, sizeof j);
+	j.patient_id = 1;
+	j.enrolment_id = enrolment;
+	snprintf(j.kind, sizeof j.kind, "%s", kind);
+	j.due_at = due;
+	CHECK_INT(store_job_insert(s, &j), 0);
+	return j.id;
+}
+
+/* ---- migrations and opening ---------------------------------------- */
+
+static void
+test_fresh_memory(void)
+{
+	struct store	*s = open_mem();
+	int64_t		 n = -1;
+
+	CHECK_INT(store_schema_version(s), 2);
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 0);
+	CHECK_INT(store_outbox_depth(s, &n), 0);
+	CHECK_INT(n, 0);
+	store_close(s);
+}
+
+static void
+test_file_reopen(void)
+{
+	struct store		*s = NULL;
+	struct store_patient	 p, q;
+	char			 path[128], *cause = NULL;
+
+	path_in_dir(path, sizeof path, "reopen.db");
+	CHECK_INT(store_open(&s, path, &cause), 0);
+	if (s == NULL)
+		return;
+	CHECK_INT(store_schema_version(s), 2);
+	new_patient(s, &p, "c1");
+	store_close(s);
+
+	/* A second open migrates nothing and keeps the data. */
+	s = NULL;
+	CHECK_INT(store_open(&s, path, &cause), 0);
+	if (s == NULL)
+		return;
+	CHECK_INT(store_schema_version(s), 2);
+	CHECK_INT(store_patient_find(s, "console", "c1", &q), 0);
+	CHECK_INT(q.id, p.id);
+	CHECK_STR(q.tz, "Europe/Berlin");
+	store_patient_clear(&q);
+	store_close(s);
+
+	/* WAL on file databases; the mode is persistent, so a plain
+	 * connection sees it. */
+	CHECK_INT(raw_int(path, "PRAGMA user_version"), 2);
+	{
+		sqlite3		*db;
+		sqlite3_stmt	*st;
+
+		CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+		CHECK_INT(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1,
+		    &st, NULL), SQLITE_OK);
+		CHECK_INT(sqlite3_step(st), SQLITE_ROW);
+		CHECK_STR((const char *)sqlite3_column_text(st, 0), "wal");
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+	}
+	unlink_db(path);
+}
+
+static void
+test_newer_refused(void)
+{
+	struct store	*s = NULL;
+	sqlite3		*db;
+	char		 path[128], *cause = NULL;
+
+	path_in_dir(path, sizeof path, "newer.db");
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, "CREATE TABLE x (a); PRAGMA user_version = 7;",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	CHECK_INT(store_open(&s, path, &cause), -1);
+	CHECK(s == NULL);
+	CHECK(cause != NULL && strstr(cause, "newer") != NULL);
+	CHECK(cause != NULL && strstr(cause, "7") != NULL);
+	free(cause);
+	/* Nothing was touched. */
+	CHECK_INT(raw_int(path, "PRAGMA user_version"), 7);
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM sqlite_master"
+	    " WHERE name = 'patients'"), 0);
+	unlink_db(path);
+}
+
+static void
+test_open_fails(void)
+{
+	struct store	*s = NULL;
+	char		*cause = NULL;
+
+	CHECK_INT(store_open(&s, "/nonexistent-dir/x/y.db", &cause), -1);
+	CHECK(cause != NULL && strstr(cause, "/nonexistent-dir/x/y.db") != NULL);
+	free(cause);
+}
+
+/* ---- round trips ---------------------------------------------------- */
+
+static void
+test_patient(void)
+{
+	struct store		*s = open_mem();
+	struct store_patient	 p, q, r;
+
+	new_patient(s, &p, "42");
+	CHECK(p.id > 0);
+	CHECK_INT(store_patient_find(s, "console", "43", &q), STORE_NOTFOUND);
+	CHECK_INT(store_patient_find(s, "telegram", "42", &q), STORE_NOTFOUND);
+	CHECK_INT(store_patient_get(s, p.id + 100, &q), STORE_NOTFOUND);
+
+	CHECK_INT(store_patient_get(s, p.id, &q), 0);
+	CHECK_STR(q.adapter, "console");
+	CHECK_STR(q.chat, "42");
+	CHECK_INT(q.remind_min, 18 * 60);
+	CHECK_STR(q.ask_q, "");
+	CHECK(q.ask_a == NULL);
+	CHECK_INT(q.created_at, 1000);
+
+	snprintf(q.tz, sizeof q.tz, "America/New_York");
+	snprintf(q.ask_q, sizeof q.ask_q, "checkin");
+	q.ask_i = 2;
+	q.ask_a = strdup("{\"soreness\":3}");
+	q.consent = 1;
+	q.unreachable = 1;
+	q.remind_min = 7 * 60 + 30;
+	snprintf(q.lang, sizeof q.lang, "de");
+	CHECK_INT(store_patient_update(s, &q), 0);
+	store_patient_clear(&q);
+	CHECK(q.ask_a == NULL);
+
+	CHECK_INT(store_patient_find(s, "console", "42", &r), 0);
+	CHECK_STR(r.tz, "America/New_York");
+	CHECK_STR(r.ask_q, "checkin");
+	CHECK_INT(r.ask_i, 2);
+	CHECK_STR(r.ask_a, "{\"soreness\":3}");
+	CHECK_INT(r.consent, 1);
+	CHECK_INT(r.unreachable, 1);
+	CHECK_INT(r.remind_min, 450);
+	CHECK_STR(r.lang, "de");
+	store_patient_clear(&r);
+
+	/* (adapter, chat) is unique. */
+	memset(&q, 0, sizeof q);
+	snprintf(q.adapter, sizeof q.adapter, "console");
+	snprintf(q.chat, sizeof q.chat, "42");
+	snprintf(q.tz, sizeof q.tz, "UTC");
+	snprintf(q.lang, sizeof q.lang, "en");
+	CHECK_INT(store_patient_insert(s, &q), -1);
+	store_close(s);
+}
+
+static void
+test_enrolment(void)
+{
+	struct store		*s = open_mem();
+	struct store_patient	 p;
+	struct store_enrolment	 e, f, g;
+
+	new_patient(s, &p, "1");
+	CHECK_INT(store_enrolment_current(s, p.id, &f), STORE_NOTFOUND);
+
+	memset(&e, 0, sizeof e);
+	e.patient_id = p.id;
+	snprintf(e.protocol, sizeof e.protocol, "mini");
+	e.version = 3;
+	snprintf(e.status, sizeof e.status, ENROL_SETUP);
+	e.pressure = 1;
+	e.enrolled_at = 5000;
+	e.state = NULL;		/* stored as {} */
+	CHECK_INT(store_enrolment_insert(s, &e), 0);
+	CHECK(e.id > 0);
+
+	CHECK_INT(store_enrolment_get(s, e.id, &f), 0);
+	CHECK_STR(f.protocol, "mini");
+	CHECK_INT(f.version, 3);
+	CHECK_STR(f.status, "setup");
+	CHECK_INT(f.pressure, 1);
+	CHECK_INT(f.enrolled_at, 5000);
+	CHECK_INT(f.last_session_at, 0);
+	CHECK_INT(f.ended_at, 0);
+	CHECK_STR(f.state, "{}");
+
+	snprintf(f.status, sizeof f.status, ENROL_ACTIVE);
+	f.sessions_done = 4;
+	f.last_session_at = 9000;
+	f.pressure = 0;
+	f.version = 4;
+	free(f.state);
+	f.state = strdup("{\"streak\":2,\"notes\":[\"a\"]}");
+	CHECK_INT(store_enrolment_update(s, &f), 0);
+	store_enrolment_clear(&f);
+
+	CHECK_INT(store_enrolment_current(s, p.id, &g), 0);
+	CHECK_INT(g.id, e.id);
+	CHECK_STR(g.status, "active");
+	CHECK_INT(g.sessions_done, 4);
+	CHECK_INT(g.last_session_at, 9000);
+	CHECK_INT(g.version, 4);
+	CHECK_STR(g.state, "{\"streak\":2,\"notes\":[\"a\"]}");
+	store_enrolment_clear(&g);
+
+	/* The latest enrolment is the current one. */
+	memset(&e, 0, sizeof e);
+	e.patient_id = p.id;
+	snprintf(e.protocol, sizeof e.protocol, "other");
+	e.version = 1;
+	snprintf(e.status, sizeof e.status, ENROL_SETUP);
+	e.state = strdup("{\"x\":1}");
+	CHECK_INT(store_enrolment_insert(s, &e), 0);
+	store_enrolment_clear(&e);
+	CHECK_INT(store_enrolment_current(s, p.id, &g), 0);
+	CHECK_INT(g.id, e.id);
+	CHECK_STR(g.protocol, "other");
+	CHECK_STR(g.state, "{\"x\":1}");
+	store_enrolment_clear(&g);
+	store_close(s);
+}
+
+static void
+test_sessions(void)
+{
+	struct store		*s = open_mem();
+	struct store_session	 ss, o;
+	struct store_patient	 p;
+	struct store_enrolment	 e;
+
+	/* Sessions and answers reference a real enrolment and patient. */
+	new_patient(s, &p, "1");
+	memset(&e, 0, sizeof e);
+	e.patient_id = p.id;
+	snprintf(e.protocol, sizeof e.protocol, "mini");
+	snprintf(e.status, sizeof e.status, ENROL_ACTIVE);
+	CHECK_INT(store_enrolment_insert(s, &e), 0);
+	CHECK_INT(e.id, 1);
+
+	CHECK_INT(store_session_open(s, 1, &o), STORE_NOTFOUND);
+	memset(&ss, 0, sizeof ss);
+	ss.enrolment_id = 1;
+	ss.number = 1;
+	ss.pressure = 0;
+	ss.due_at = 100;
+	snprintf(ss.status, sizeof ss.status, "due");
+	CHECK_INT(store_session_insert(s, &ss), 0);
+	CHECK_INT(store_session_open(s, 1, &o), 0);
+	CHECK_INT(o.id, ss.id);
+	CHECK_INT(o.number, 1);
+	CHECK_INT(o.due_at, 100);
+	CHECK_STR(o.status, "due");
+	CHECK_INT(store_session_open(s, 2, &o), STORE_NOTFOUND);
+	CHECK_INT(store_session_close(s, ss.id, "done", 200), 0);
+	CHECK_INT(store_session_open(s, 1, &o), STORE_NOTFOUND);
+	CHECK_INT(store_answer_insert(s, 1, 1, "checkin", "soreness", "3", 300),
+	    0);
+	/* Foreign keys are on: no session of an unknown enrolment. */
+	ss.enrolment_id = 99;
+	CHECK_INT(store_session_insert(s, &ss), -1);
+	store_close(s);
+}
+
+/* ---- inbox and outbox ----------------------------------------------- */
+
+static void
+test_inbox_dedupe(void)
+{
+	struct store	*s = open_mem();
+	int64_t		 a = 0, b = 0, c = 0, out = 0;
+
+	CHECK_INT(store_inbox_insert(s, "tg", "m1", "chat", "hi", 10, &a), 0);
+	CHECK(a > 0);
+	/* Some other write in between, so a stale change count would show. */
+	CHECK_INT(store_outbox_insert(s, 1, "tg", "chat", "x", NULL, 10, &out),
+	    0);
+	b = -5;
+	CHECK_INT(store_inbox_insert(s, "tg", "m1", "chat", "other", 11, &b),
+	    STORE_DUPLICATE);
+	CHECK_INT(b, -5);			/* untouched */
+	/* Same external id from another adapter is a different message. */
+	CHECK_INT(store_inbox_insert(s, "console", "m1", "chat", "hi", 12, &c),
+	    0);
+	CHECK(c > a);
+	CHECK_INT(store_inbox_close(s, a, "done", NULL), 0);
+	CHECK_INT(store_inbox_insert(s, "tg", "m1", "chat", "again", 13, &b),
+	    STORE_DUPLICATE);
+	CHECK_INT(store_inbox_close(s, c, "failed", "boom"), 0);
+	store_close(s);
+}
+
+static void
+test_inbox_dedupe_unchanged(void)
+{
+	char		 path[128], *cause = NULL;
+	struct store	*s = NULL;
+	int64_t		 a;
+
+	path_in_dir(path, sizeof path, "inbox.db");
+	CHECK_INT(store_open(&s, path, &cause), 0);
+	if (s == NULL)
+		return;
+	CHECK_INT(store_inbox_insert(s, "tg", "m1", "chat", "first", 10, &a), 0);
+	CHECK_INT(store_inbox_insert(s, "tg", "m1", "chat", "second", 20, &a),
+	    STORE_DUPLICATE);
+	store_close(s);
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM inbox"), 1);
+	CHECK_INT(raw_int(path, "SELECT received_at FROM inbox"), 10);
+	CHECK_INT(raw_int(path, "SELECT body = 'first' FROM inbox"), 1);
+	unlink_db(path);
+}
+
+static void
+test_outbox(void)
+{
+	struct store		*s = open_mem();
+	struct store_out	 o;
+	int64_t			 a, b, c, n;
+
+	CHECK_INT(store_outbox_next(s, "tg", 100, &o), STORE_NOTFOUND);
+	CHECK_INT(store_outbox_insert(s, 1, "tg", "c1", "first", "{\"t\":1}",
+	    100, &a), 0);
+	CHECK_INT(store_outbox_insert(s, 2, "console", "c2", "other", NULL, 100,
+	    &b), 0);
+	CHECK_INT(store_outbox_insert(s, 1, "tg", "c1", "second", NULL, 100,
+	    &c), 0);
+	CHECK_INT(store_outbox_insert(s, 1, "tg", "c1", "no id", NULL, 100,
+	    NULL), 0);
+	CHECK_INT(store_outbox_depth(s, &n), 0);
+	CHECK_INT(n, 4);
+
+	/* Not before it was created. */
+	CHECK_INT(store_outbox_next(s, "tg", 99, &o), STORE_NOTFOUND);
+	CHECK_INT(store_outbox_next(s, "tg", 100, &o), 0);
+	CHECK_INT(o.id, a);
+	CHECK_STR(o.body, "first");
+	CHECK_STR(o.meta, "{\"t\":1}");
+	CHECK_STR(o.chat, "c1");
+	CHECK_INT(o.patient_id, 1);
+	CHECK_INT(o.attempts, 0);
+	store_out_clear(&o);
+
+	/* A retry puts it off; the next one comes first meanwhile. */
+	CHECK_INT(store_outbox_retry(s, a, 160), 0);
+	CHECK_INT(store_outbox_next(s, "tg", 120, &o), 0);
+	CHECK_INT(o.id, c);
+	CHECK(o.meta == NULL);
+	store_out_clear(&o);
+	CHECK_INT(store_outbox_sent(s, c, 121), 0);
+	CHECK_INT(store_outbox_next(s, "tg", 122, &o), 0);
+	CHECK(o.id > c);
+	CHECK_INT(store_outbox_sent(s, o.id, 122), 0);
+	store_out_clear(&o);
+	CHECK_INT(store_outbox_next(s, "tg", 159, &o), STORE_NOTFOUND);
+	CHECK_INT(store_outbox_next(s, "tg", 160, &o), 0);
+	CHECK_INT(o.id, a);
+	CHECK_INT(o.attempts, 1);
+	store_out_clear(&o);
+	CHECK_INT(store_outbox_sent(s, a, 161), 0);
+	CHECK_INT(store_outbox_next(s, "tg", 1000, &o), STORE_NOTFOUND);
+
+	CHECK_INT(store_outbox_depth(s, &n), 0);
+	CHECK_INT(n, 1);
+	CHECK_INT(store_outbox_next(s, "console", 100, &o), 0);
+	CHECK_INT(o.id, b);
+	store_out_clear(&o);
+	store_close(s);
+}
+
+/* ---- jobs ----------------------------------------------------------- */
+
+static void
+test_jobs(void)
+{
+	struct store		*s = open_mem();
+	struct store_job	 j;
+	int64_t			 due, n, a, b, c, d;
+
+	CHECK_INT(store_job_next_due(s, &due), STORE_NOTFOUND);
+	CHECK_INT(store_job_take(s, 1000, &j), STORE_NOTFOUND);
+	a = add_job(s, 1, "session", 500);
+	b = add_job(s, 1, "missed", 300);
+	c = add_job(s, 2, "session", 300);	/* same due: id order */
+	d = add_job(s, 2, "ask", 900);
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 4);
+	CHECK_INT(store_job_next_due(s, &due), 0);
+	CHECK_INT(due, 300);
+
+	CHECK_INT(store_job_take(s, 299, &j), STORE_NOTFOUND);
+	CHECK_INT(store_job_take(s, 300, &j), 0);
+	CHECK_INT(j.id, b);
+	CHECK_STR(j.kind, "missed");
+	CHECK_INT(j.due_at, 300);
+	/* Take does not consume: the job stays until closed. */
+	CHECK_INT(store_job_take(s, 300, &j), 0);
+	CHECK_INT(j.id, b);
+	CHECK_INT(store_job_close(s, b, "done", NULL, 300), 0);
+	CHECK_INT(store_job_take(s, 1000, &j), 0);
+	CHECK_INT(j.id, c);
+	CHECK_INT(j.enrolment_id, 2);
+	CHECK_INT(store_job_close(s, c, "failed", "boom", 301), 0);
+	CHECK_INT(store_job_next_due(s, &due), 0);
+	CHECK_INT(due, 500);
+	CHECK_INT(store_job_take(s, 1000, &j), 0);
+	CHECK_INT(j.id, a);
+
+	/* pending by enrolment and kind */
+	CHECK_INT(store_job_pending(s, 1, "session", &j), 0);
+	CHECK_INT(j.id, a);
+	CHECK_INT(store_job_pending(s, 1, "missed", &j), STORE_NOTFOUND);
+	CHECK_INT(store_job_pending(s, 2, "ask", &j), 0);
+	CHECK_INT(j.id, d);
+	CHECK_INT(j.due_at, 900);
+
+	/* cancel by kind touches only that kind of that enrolment */
+	add_job(s, 1, "ask", 700);
+	CHECK_INT(store_job_cancel(s, 1, "session", 400), 0);
+	CHECK_INT(store_job_pending(s, 1, "session", &j), STORE_NOTFOUND);
+	CHECK_INT(store_job_pending(s, 1, "ask", &j), 0);
+	CHECK_INT(store_job_pending(s, 2, "ask", &j), 0);
+	CHECK_INT(store_job_next_due(s, &due), 0);
+	CHECK_INT(due, 700);
+	/* cancel all of one enrolment */
+	CHECK_INT(store_job_cancel(s, 1, NULL, 400), 0);
+	CHECK_INT(store_job_pending(s, 1, "ask", &j), STORE_NOTFOUND);
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 1);
+	CHECK_INT(store_job_next_due(s, &due), 0);
+	CHECK_INT(due, 900);
+	CHECK_INT(store_job_close(s, d, "done", NULL, 900), 0);
+	CHECK_INT(store_job_next_due(s, &due), STORE_NOTFOUND);
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 0);
+	store_close(s);
+}
+
+static void
+test_jobs_pending_earliest(void)
+{
+	struct store		*s = open_mem();
+	struct store_job	 j;
+
+	add_job(s, 1, "ask", 900);
+	add_job(s, 1, "ask", 200);
+	CHECK_INT(store_job_pending(s, 1, "ask", &j), 0);
+	CHECK_INT(j.due_at, 200);
+	store_close(s);
+}
+
+/* ---- transactions ------------------------------------------------- */
+
+static void
+test_savepoint(void)
+{
+	struct store		*s = open_mem();
+	struct store_job	 j;
+	int64_t			 n;
+
+	CHECK_INT(store_begin(s), 0);
+	add_job(s, 1, "session", 100);
+	CHECK_INT(store_savepoint(s), 0);
+	add_job(s, 1, "ask", 50);
+	add_job(s, 1, "missed", 60);
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 3);
+	CHECK_INT(store_rollback_savepoint(s), 0);
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 1);
+	/* Work after the rolled back savepoint still counts. */
+	add_job(s, 2, "session", 300);
+	/* A released savepoint keeps its work. */
+	CHECK_INT(store_savepoint(s), 0);
+	add_job(s, 3, "session", 400);
+	CHECK_INT(store_release_savepoint(s), 0);
+	CHECK_INT(store_commit(s), 0);
+
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 3);
+	CHECK_INT(store_job_take(s, 1000, &j), 0);
+	CHECK_INT(j.due_at, 100);
+	CHECK_STR(j.kind, "session");
+	store_close(s);
+}
+
+static void
+test_rollback(void)
+{
+	struct store		*s = open_mem();
+	struct store_patient	 p, q;
+	int64_t			 n, id;
+
+	CHECK_INT(store_begin(s), 0);
+	new_patient(s, &p, "gone");
+	add_job(s, 1, "session", 100);
+	CHECK_INT(store_savepoint(s), 0);
+	add_job(s, 1, "session", 200);
+	CHECK_INT(store_release_savepoint(s), 0);
+	CHECK_INT(store_inbox_insert(s, "tg", "x", "c", "b", 1, &id), 0);
+	CHECK_INT(store_rollback(s), 0);
+
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 0);
+	CHECK_INT(store_patient_find(s, "console", "gone", &q), STORE_NOTFOUND);
+	/* The inbox row went too: the message can be offered again. */
+	CHECK_INT(store_inbox_insert(s, "tg", "x", "c", "b", 1, &id), 0);
+
+	/* Nested begin is an error, and the open transaction survives it. */
+	CHECK_INT(store_begin(s), 0);
+	CHECK_INT(store_begin(s), -1);
+	add_job(s, 1, "session", 100);
+	CHECK_INT(store_commit(s), 0);
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 1);
+	store_close(s);
+}
+
+static void
+test_rollback_file(void)
+{
+	struct store	*s = NULL;
+	char		 path[128], *cause = NULL;
+
+	path_in_dir(path, sizeof path, "tx.db");
+	CHECK_INT(store_open(&s, path, &cause), 0);
+	if (s == NULL)
+		return;
+	CHECK_INT(store_begin(s), 0);
+	add_job(s, 1, "kept", 1);
+	CHECK_INT(store_commit(s), 0);
+	CHECK_INT(store_begin(s), 0);
+	add_job(s, 1, "dropped", 2);
+	CHECK_INT(store_rollback(s), 0);
+	store_close(s);
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM jobs"), 1);
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM jobs WHERE kind = 'kept'"),
+	    1);
+	unlink_db(path);
+}
+
+static void
+test_events(void)
+{
+	struct store	*s = open_mem();
+
+	CHECK_INT(store_event_insert(s, 1, 2, 3, "session_done",
+	    "{\"session\":1}"), 0);
+	CHECK_INT(store_event_insert(s, 1, 2, 3, "x", NULL), 0);
+	store_close(s);
+}
+
+int
+main(void)
+{
+	log_set_level(LOG_WARN);
+	if (mkdtemp(test_dir) == NULL) {
+		perror("mkdtemp");
+		return 2;
+	}
+	TEST(test_fresh_memory);
+	TEST(test_file_reopen);
+	TEST(test_newer_refused);
+	TEST(test_open_fails);
+	TEST(test_patient);
+	TEST(test_enrolment);
+	TEST(test_sessions);
+	TEST(test_inbox_dedupe);
+	TEST(test_inbox_dedupe_unchanged);
+	TEST(test_outbox);
+	TEST(test_jobs);
+	TEST(test_jobs_pending_earliest);
+	TEST(test_savepoint);
+	TEST(test_rollback);
+	TEST(test_rollback_file);
+	TEST(test_events);
+	rmdir(test_dir);
+	return TEST_END();
+}
