@@ -4,6 +4,7 @@
 #   make build   configure and build into build/
 #   make check   validate the shipped protocols
 #   make bench   Release build, run the benchmarks
+#   make test-image  build the Docker image with podman and test it
 #   make clean   remove the build folders (never data/)
 
 JOBS        ?= 2
@@ -16,7 +17,7 @@ CTEST = ctest --output-on-failure --no-tests=error -j$(JOBS)
 ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps build run test test-plain test-asan check bench clean
+.PHONY: all deps build run test test-plain test-asan test-image check bench clean
 
 all: build
 
@@ -42,6 +43,9 @@ test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DSTRIGIL_SANITIZE=ON $(CMAKE_ARGS)
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && $(ASAN_ENV) $(CTEST)
+
+test-image:
+	tests/docker/test_image.sh
 
 check: build
 	./$(BUILD)/strigil check scripts/protocols/*.lua
