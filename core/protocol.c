@@ -11,15 +11,11 @@
  * line of the offending field in the source text so `strigil check` still
  * points the clinician at file:line.
  */
-#include <sys/stat.h>
-
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <lauxlib.h>
 
@@ -918,48 +914,6 @@ proto_read_protected(struct proto_loader *pl, struct protocol *p,
 	return 0;
 }
 
-/* Largest protocol file, the same limit sandbox_load_file() has. */
-#define PROTO_MAX_FILE	(1024 * 1024)
-
-/*
- * Reads the whole file once: the very text that is compiled is the one
- * searched for lines and kept in p->source (the engine stores every version
- * it loads), even if an editor rewrites the file meanwhile.
- */
-static char *
-proto_slurp(const char *path, size_t *len, char **cause)
-{
-	struct stat	 st;
-	char		*buf;
-	ssize_t		 n;
-	int		 fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		*cause = xasprintf("%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		*cause = xasprintf("%s: %s", path, S_ISREG(st.st_mode) ?
-		    strerror(errno) : "not a regular file");
-		close(fd);
-		return NULL;
-	}
-	buf = xmalloc(PROTO_MAX_FILE + 1);
-	*len = 0;
-	while ((n = read(fd, buf + *len, PROTO_MAX_FILE + 1 - *len)) > 0)
-		*len += (size_t)n;
-	close(fd);
-	if (n == -1 || *len > PROTO_MAX_FILE) {
-		*cause = n == -1 ? xasprintf("%s: %s", path, strerror(errno)) :
-		    xasprintf("%s: file too large (limit %d bytes)", path,
-		    PROTO_MAX_FILE);
-		free(buf);
-		return NULL;
-	}
-	buf[*len] = '\0';
-	return buf;
-}
-
 /* Compiles and reads `src`; `name` is the file (or "file#v2") errors name. */
 static int
 proto_load_chunk(const char *name, const char *src, size_t len,
@@ -1012,7 +966,10 @@ proto_load(const char *path, const struct proto_limits *limits,
 	size_t	 len;
 	int	 rc;
 
-	if ((src = proto_slurp(path, &len, cause)) == NULL)
+	/* Read once: the very text compiled is the one searched for lines and
+	 * kept in p->source (the engine stores every version it loads), even if
+	 * an editor rewrites the file meanwhile. */
+	if ((src = sandbox_read_file(path, &len, cause)) == NULL)
 		return -1;
 	rc = proto_load_chunk(path, src, len, limits, out, cause);
 	free(src);

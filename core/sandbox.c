@@ -979,10 +979,8 @@ sandbox_load(struct sandbox *sb, const char *chunkname, const char *buf,
 	return 0;
 }
 
-/* Reads at most SANDBOX_MAX_FILE bytes of `path`; returns the buffer
- * (caller frees) and its length, or NULL with *cause set. */
-static char *
-sandbox__read_file(const char *path, size_t *len, char **cause)
+char *
+sandbox_read_file(const char *path, size_t *len, char **cause)
 {
 	struct stat	 st;
 	char		*buf;
@@ -1012,6 +1010,7 @@ sandbox__read_file(const char *path, size_t *len, char **cause)
 		return NULL;
 	}
 	close(fd);
+	buf[*len] = '\0';
 	return buf;
 }
 
@@ -1022,7 +1021,7 @@ sandbox_load_file(struct sandbox *sb, const char *path, char **cause)
 	size_t	 len;
 	int	 rc;
 
-	if ((buf = sandbox__read_file(path, &len, cause)) == NULL)
+	if ((buf = sandbox_read_file(path, &len, cause)) == NULL)
 		return -1;
 	chunkname = xasprintf("@%s", path);
 	rc = sandbox_load(sb, chunkname, buf, len, cause);

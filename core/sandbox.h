@@ -41,6 +41,10 @@ void	 sandbox_push_env(struct sandbox *sb);
 int	 sandbox_load(struct sandbox *sb, const char *chunkname,
 	     const char *buf, size_t len, char **cause);
 
+/* Reads a whole source file of at most 1 MiB (a regular file): returns it
+ * NUL-terminated (caller frees) with its length, or NULL with *cause. */
+char	*sandbox_read_file(const char *path, size_t *len, char **cause);
+
 /* Reads the file at `path` and compiles it as sandbox_load() does. */
 int	 sandbox_load_file(struct sandbox *sb, const char *path, char **cause);
 
