@@ -34,6 +34,26 @@ backup_unlink_db(const char *path)
 	}
 }
 
+/* 1 if `path` names the file `db` describes. */
+static int
+backup_same_file(const struct stat *db, const char *path)
+{
+	struct stat	st;
+
+	return stat(path, &st) == 0 && st.st_dev == db->st_dev &&
+	    st.st_ino == db->st_ino;
+}
+
+static int
+backup_same_tmp(const struct stat *db, const char *file)
+{
+	char	*tmp = xasprintf("%s.tmp", file);
+	int	 same = backup_same_file(db, tmp);
+
+	free(tmp);
+	return same;
+}
+
 /* The single text value of `sql` (caller frees), or NULL. */
 static char *
 backup_text(sqlite3 *db, const char *sql)
@@ -162,10 +182,12 @@ int
 backup_run(const char *db, const char *file, int force,
     struct backup_result *res, char **cause)
 {
-	sqlite3		*from = NULL, *to = NULL;
-	struct stat	 sb;
-	char		*tmp = NULL, *mode = NULL, *p;
-	int		 wal;
+	static const char	*sidecar[] = { "-journal", "-wal", "-shm" };
+	sqlite3			*from = NULL, *to = NULL;
+	struct stat		 sb;
+	char			*tmp = NULL, *mode = NULL, *p;
+	size_t			 i;
+	int			 wal;
 
 	memset(res, 0, sizeof *res);
 	if (strcmp(db, ":memory:") == 0) {
@@ -180,6 +202,13 @@ backup_run(const char *db, const char *file, int force,
 	}
 	if (stat(db, &sb) != 0) {
 		*cause = xasprintf("%s: %s", db, strerror(errno));
+		return -1;
+	}
+	/* Even with --force, never the database itself (or its .tmp): the
+	 * rename would leave the running daemon writing to deleted files. */
+	if (backup_same_file(&sb, file) || backup_same_tmp(&sb, file)) {
+		*cause = xasprintf("%s is the database itself: back up to "
+		    "another file", file);
 		return -1;
 	}
 
@@ -240,15 +269,14 @@ backup_run(const char *db, const char *file, int force,
 	}
 	to = NULL;
 
-	/* An old database's -wal beside FILE would be replayed into the
-	 * copy on its first open. */
+	/* An old database's -wal or -journal beside FILE would be replayed
+	 * into the copy on its first open. */
 	if (force) {
-		p = xasprintf("%s-wal", file);
-		unlink(p);
-		free(p);
-		p = xasprintf("%s-shm", file);
-		unlink(p);
-		free(p);
+		for (i = 0; i < sizeof sidecar / sizeof sidecar[0]; i++) {
+			p = xasprintf("%s%s", file, sidecar[i]);
+			unlink(p);
+			free(p);
+		}
 	}
 	if (rename(tmp, file) != 0) {
 		*cause = xasprintf("%s: %s", file, strerror(errno));

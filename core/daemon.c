@@ -28,6 +28,7 @@
 struct daemon {
 	uv_loop_t	 loop;
 	uv_signal_t	 sigint, sigterm, sighup;
+	int		 nsignals;	/* how many of them are initialised */
 	uv_fs_event_t	 watch;		/* the protocols folder (run only) */
 	uv_timer_t	 watch_timer;	/* debounce */
 	const char	*watch_dir;	/* NULL when not watching */
@@ -49,9 +50,20 @@ daemon_after_jobs(void *ud)
 		console_flush(d->console);
 }
 
+/* The signal handles in the order daemon_signals() sets them up. */
+static uv_signal_t *
+daemon_signal_handle(struct daemon *d, int i)
+{
+	uv_signal_t	*hs[] = { &d->sigint, &d->sigterm, &d->sighup };
+
+	return hs[i];
+}
+
 static void
 daemon_stop(struct daemon *d, const char *why)
 {
+	int	i;
+
 	if (d->stopping)
 		return;
 	d->stopping = 1;
@@ -65,9 +77,11 @@ daemon_stop(struct daemon *d, const char *why)
 		d->http = NULL;
 	}
 	sched_close(d->sched);
-	uv_close((uv_handle_t *)&d->sigint, NULL);
-	uv_close((uv_handle_t *)&d->sigterm, NULL);
-	uv_close((uv_handle_t *)&d->sighup, NULL);
+	/* Only the handles daemon_signals() initialised: libuv aborts on
+	 * closing one it never saw. */
+	for (i = 0; i < d->nsignals; i++)
+		uv_close((uv_handle_t *)daemon_signal_handle(d, i), NULL);
+	d->nsignals = 0;
 	if (d->watch_dir != NULL) {
 		uv_close((uv_handle_t *)&d->watch, NULL);
 		uv_close((uv_handle_t *)&d->watch_timer, NULL);
@@ -102,14 +116,16 @@ daemon_console_eof(void *ud)
 static int
 daemon_signals(struct daemon *d)
 {
-	uv_signal_t	*hs[] = { &d->sigint, &d->sigterm, &d->sighup };
-	int		 sigs[] = { SIGINT, SIGTERM, SIGHUP }, i, rc;
+	int	sigs[] = { SIGINT, SIGTERM, SIGHUP }, i, rc;
 
 	for (i = 0; i < 3; i++) {
-		if ((rc = uv_signal_init(&d->loop, hs[i])) != 0)
+		if ((rc = uv_signal_init(&d->loop,
+		    daemon_signal_handle(d, i))) != 0)
 			return rc;
-		hs[i]->data = d;
-		if ((rc = uv_signal_start(hs[i], daemon_signal, sigs[i])) != 0)
+		d->nsignals++;
+		daemon_signal_handle(d, i)->data = d;
+		if ((rc = uv_signal_start(daemon_signal_handle(d, i),
+		    daemon_signal, sigs[i])) != 0)
 			return rc;
 	}
 	return 0;

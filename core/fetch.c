@@ -9,6 +9,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -336,7 +337,10 @@ fetch_setup(struct fetch_xfer *x, const struct fetch_req *req)
 	    req->connect_timeout_ms > 0 ? req->connect_timeout_ms :
 	    (long)FETCH_CONNECT_MS);
 	rc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	rc |= curl_easy_setopt(e, CURLOPT_NOPROXY, "localhost,127.0.0.1,::1");
+	/* Loopback never through a proxy, unless the admin said otherwise. */
+	if (getenv("NO_PROXY") == NULL && getenv("no_proxy") == NULL)
+		rc |= curl_easy_setopt(e, CURLOPT_NOPROXY,
+		    "localhost,127.0.0.1,::1");
 	if (req->body != NULL) {
 		/* Copied now: the caller's buffer may be gone when curl sends. */
 		x->body = xmalloc(req->body_len + 1);
@@ -347,6 +351,8 @@ fetch_setup(struct fetch_xfer *x, const struct fetch_req *req)
 	}
 	if (strcmp(method, "GET") == 0 && req->body == NULL)
 		rc |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	else if (strcmp(method, "HEAD") == 0)
+		rc |= curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	else if (strcmp(method, "POST") != 0)
 		rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
 	return rc == CURLE_OK ? 0 : -1;
@@ -396,7 +402,8 @@ fetch_start(struct fetch *f, const struct fetch_req *req, fetch_done_fn *cb,
 	x->cb = cb;
 	x->ud = ud;
 	x->retry_after = -1;
-	x->max = req->max_body > 0 ? req->max_body : FETCH_MAX_BODY;
+	x->max = req->max_body > 0 && req->max_body < SIZE_MAX / 4 ?
+	    req->max_body : FETCH_MAX_BODY;
 	x->t0 = clock_mono_ns();
 	if ((x->easy = curl_easy_init()) == NULL || fetch_setup(x, req) != 0 ||
 	    curl_multi_add_handle(f->multi, x->easy) != CURLM_OK) {

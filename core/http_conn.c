@@ -197,6 +197,7 @@ conn_reset_request(struct http_conn *c)
 	c->header_bytes = 0;
 	c->nheaders = 0;
 	c->in_value = 0;
+	c->headers_done = 0;
 	c->in_message = 0;
 	c->error = 0;
 	c->keep_alive = 0;
@@ -264,6 +265,16 @@ conn_header_field(http_parser *p, const char *at, size_t len)
 
 	if (conn_header_bytes(c, len) != 0)
 		return -1;
+	/* Trailers of a chunked body are counted but never become headers:
+	 * a client must not add a header after the body it covers. */
+	if (c->headers_done)
+		return 0;
+	/* "Content-Length : 5" must not frame a body (RFC 7230 3.2.4); the
+	 * Debian http_parser is built lenient and would take it. */
+	if (memchr(at, ' ', len) != NULL || memchr(at, '\t', len) != NULL) {
+		c->error = 400;
+		return -1;
+	}
 	/* A field after a value starts a header; else it goes on. */
 	if (c->nheaders == 0 || c->in_value) {
 		if (c->nheaders >= c->srv->lim.max_headers) {
@@ -287,6 +298,8 @@ conn_header_value(http_parser *p, const char *at, size_t len)
 
 	if (conn_header_bytes(c, len) != 0)
 		return -1;
+	if (c->headers_done)
+		return 0;
 	if (c->nheaders == 0)
 		return -1;
 	if (!c->in_value) {
@@ -325,6 +338,7 @@ conn_headers_complete(http_parser *p)
 	const char		*expect;
 	char			*cont;
 
+	c->headers_done = 1;
 	http_buf_append(&c->head, "", 1);	/* ends the target or a value */
 	if (p->http_major != 1) {
 		c->error = 505;

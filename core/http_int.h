@@ -63,6 +63,7 @@ struct http_conn {
 	size_t			 header_bytes;
 	int			 nheaders;
 	int			 in_value;	/* last callback was a value */
+	int			 headers_done;	/* later fields are trailers */
 	size_t			 names[HTTP_HEADERS_MAX];	/* offsets */
 	size_t			 values[HTTP_HEADERS_MAX];
 	struct http_buf		 body;

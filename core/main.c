@@ -13,6 +13,8 @@
  * The config file is -c FILE, else $STRIGIL_CONFIG, else
  * config/strigil.conf.lua if it exists; environment variables override it.
  */
+#include <sys/stat.h>
+
 #include <lua.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -358,6 +360,9 @@ main(int argc, char **argv)
 	char		*cause = NULL;
 	int		 i = 1, rc;
 
+	/* The database, its WAL and every backup hold patients' health data:
+	 * nothing we create is readable by other users. */
+	umask(077);
 	if (argc >= 2 && (strcmp(argv[1], "--version") == 0 ||
 	    strcmp(argv[1], "version") == 0)) {
 		version();

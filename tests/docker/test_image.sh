@@ -213,25 +213,12 @@ step "daemon: /healthz, SIGHUP, SIGTERM"
 # A free port of the host (the container shares its network here); the
 # image's listen address 0.0.0.0 is kept.
 port=$((20000 + RANDOM % 20000))
-if in_image strigil --help 2>/dev/null | grep -qw health; then
-	probe='strigil health'
-	log "probing with strigil health on port $port"
-else
-	probe='probe_tcp'
-	log "strigil health does not exist yet: probing with bash /dev/tcp on port $port"
-fi
+# Always `strigil health`: it is what the image's HEALTHCHECK runs.
+probe='strigil health'
+log "probing with strigil health on port $port"
 # The daemon runs in the container's shell so the test can signal it and
 # read its exit status; a container runtime sends the same SIGTERM to PID 1.
 in_image env STRIGIL_HTTP_PORT="$port" PROBE="$probe" bash -c '
-	probe_tcp() {
-		local status
-		exec 3<>"/dev/tcp/127.0.0.1/$STRIGIL_HTTP_PORT" || return 1
-		printf "GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n" >&3
-		read -r status <&3 || status=
-		exec 3<&-
-		case $status in "HTTP/1."?" 200"*) return 0 ;; esac
-		return 1
-	}
 	strigil run 2>/tmp/daemon.log & pid=$!
 	ok=0
 	for i in $(seq 1 100); do

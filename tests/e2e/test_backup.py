@@ -180,6 +180,15 @@ def test_existing_file(r, tmp):
     r.eq(integrity(out_file), "ok", "integrity_check")
     r.eq(db_query(out_file, "SELECT count(*) FROM patients"), [(1,)],
          "the patient")
+    # Health data: the copy and the database are for the owner only.
+    r.eq(os.stat(out_file).st_mode & 0o077, 0, "the backup is private")
+    r.eq(os.stat(db).st_mode & 0o077, 0, "the database is private")
+    # Never the live database itself, not even with --force: the running
+    # daemon would go on writing into deleted files.
+    rc, out, err = run([BIN, "backup", "--force", db], env=env)
+    r.eq(rc, 1, "the database itself: exit 1")
+    r.check("is the database itself" in err, "says why", err)
+    r.eq(integrity(db), "ok", "the database untouched")
     # Usage errors.
     rc, out, err = run([BIN, "backup"], env=env)
     r.eq(rc, 2, "no FILE: exit 2")

@@ -121,6 +121,7 @@ run(void (*client)(struct harness *), const struct http_limits *lim)
 	CHECK_INT(http_route(h.srv, "GET", "/hello", h_hello, NULL), 0);
 	CHECK_INT(http_route(h.srv, "POST", "/echo", h_echo, NULL), 0);
 	CHECK_INT(http_route(h.srv, "GET", "/fail", h_fail, NULL), 0);
+	CHECK_INT(http_route(h.srv, "POST", "/trailer", h_hello, NULL), 0);
 	CHECK_INT(http_route(h.srv, "GET", "/hello", h_hello, NULL), UV_EEXIST);
 	CHECK_INT(http_route(h.srv, "GET", "nope", h_hello, NULL), UV_EINVAL);
 	CHECK_INT(http_port(h.srv), 0);
@@ -535,6 +536,39 @@ test_timeout(void)
 }
 
 static void
+c_smuggling(struct harness *h)
+{
+	struct reply	r;
+	int		fd;
+
+	/* A space before the colon: a proxy may ignore the header and frame
+	 * the body differently, so it is refused (RFC 7230 3.2.4). */
+	fd = cl_connect(h);
+	cl_says(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n"
+	    "\r\nhello");
+	CHECK_INT(cl_reply(fd, &r), 0);
+	CHECK_INT(r.status, 400);
+	reply_free(&r);
+	close(fd);
+
+	/* A chunked body's trailer is not a header of the request. */
+	fd = cl_connect(h);
+	cl_says(fd, "POST /trailer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+	    "chunked\r\n\r\n2\r\nhi\r\n0\r\nX-Test: injected\r\n\r\n");
+	CHECK_INT(cl_reply(fd, &r), 0);
+	CHECK_INT(r.status, 200);
+	CHECK(r.body != NULL && strstr(r.body, "x-test=(none)") != NULL);
+	reply_free(&r);
+	close(fd);
+}
+
+static void
+test_smuggling(void)
+{
+	run(c_smuggling, NULL);
+}
+
+static void
 c_limits(struct harness *h)
 {
 	struct reply	r;
@@ -632,6 +666,7 @@ main(void)
 	TEST(test_too_large);
 	TEST(test_garbage);
 	TEST(test_timeout);
+	TEST(test_smuggling);
 	TEST(test_limits);
 	TEST(test_response_header);
 	TEST(test_bad_listen);
