@@ -189,18 +189,29 @@ catalog_param(const cJSON *params, const char *name, char *buf, size_t size)
 char *
 catalog_render(const char *tmpl, const char *params)
 {
-	cJSON		*json;
-	size_t		 cap = strlen(tmpl) + 64, n = 0, len, k;
-	char		*out = xmalloc(cap), name[64], num[32], one[2] = "";
-	const char	*p, *end, *v;
+	cJSON	*json;
+	char	*out;
 
 	/* Most texts name no parameter: skip parsing them. */
-	if (params == NULL || strchr(tmpl, '{') == NULL) {
-		free(out);
+	if (params == NULL || strchr(tmpl, '{') == NULL)
 		return xstrdup(tmpl);
-	}
 	json = cJSON_Parse(params);
+	out = catalog_render_json(tmpl, json);
+	cJSON_Delete(json);
+	return out;
+}
 
+char *
+catalog_render_json(const char *tmpl, const cJSON *json)
+{
+	size_t		 cap, n = 0, len, k;
+	char		*out, name[64], num[32], one[2] = "";
+	const char	*p, *end, *v;
+
+	if (json == NULL || strchr(tmpl, '{') == NULL)
+		return xstrdup(tmpl);
+	cap = strlen(tmpl) + 64;
+	out = xmalloc(cap);
 	for (p = tmpl; *p != '\0'; p++) {
 		v = NULL;
 		if (*p == '{' && (end = strchr(p + 1, '}')) != NULL &&
@@ -222,6 +233,5 @@ catalog_render(const char *tmpl, const char *params)
 		n += len;
 	}
 	out[n] = '\0';
-	cJSON_Delete(json);
 	return out;
 }

@@ -25,6 +25,11 @@ const char *catalog_get(const struct catalog *cat, const char *lang,
 /* Replaces each {name} in `tmpl` by params[name] (params is a JSON object
  * or NULL); unknown names stay as they are. Returns a new string the caller
  * frees. */
+struct cJSON;
+
 char	*catalog_render(const char *tmpl, const char *params);
+/* The same with the parameters parsed already (may be NULL), for many
+ * texts rendered with the same ones. */
+char	*catalog_render_json(const char *tmpl, const struct cJSON *params);
 
 #endif

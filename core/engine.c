@@ -16,6 +16,7 @@
 #include "config.h"
 #include "engine_int.h"
 #include "log.h"
+#include "luajson.h"
 #include "xmalloc.h"
 
 int
@@ -393,7 +394,7 @@ engine_emit(struct engine_op *op, const char *kind, cJSON *data)
 
 	if (data == NULL)
 		data = cJSON_CreateObject();
-	text = cJSON_PrintUnformatted(data);
+	text = luajson_print(data);
 	store_event_insert(e->st, op->pt.id, op->has_en ? op->en.id : 0,
 	    op->now, kind, text);
 	free(text);
@@ -457,16 +458,10 @@ engine_op_clear(struct engine_op *op)
 	op->error = NULL;
 }
 
-/* Loads the patient's latest enrolment and its protocol. */
+/* The protocol of the enrolment just read (op->has_en, op->en). */
 static int
-engine_op_load_enrolment(struct engine_op *op)
+engine_op_protocol(struct engine_op *op)
 {
-	int	rc;
-
-	rc = store_enrolment_current(op->e->st, op->pt.id, &op->en);
-	if (rc < 0)
-		return -1;
-	op->has_en = rc == 0;
 	if (op->has_en) {
 		op->p = engine_protocol(op->e, op->en.protocol);
 		if (op->p == NULL) {
@@ -529,19 +524,27 @@ engine_enrolment_changed(const struct engine_op *op)
 	    a->sessions_done != b->sessions_done ||
 	    a->enrolled_at != b->enrolled_at ||
 	    a->last_session_at != b->last_session_at ||
-	    a->ended_at != b->ended_at || engine_strdiff(a->state, b->state);
+	    a->ended_at != b->ended_at;
 }
 
-/* Writes back the patient and enrolment, each only if it changed: most
- * events change one of them, and every skipped UPDATE counts. */
+/* Writes back the patient, the enrolment and the protocol state, each only
+ * if it changed: most events change one of them, and every skipped
+ * statement counts. */
 static int
 engine_op_save(struct engine_op *op)
 {
+	int	row, state;
+
 	if (op->has_pt && engine_patient_changed(op) &&
 	    store_patient_update(op->e->st, &op->pt) != 0)
 		return -1;
-	if (op->has_en && engine_enrolment_changed(op) &&
-	    store_enrolment_update(op->e->st, &op->en) != 0)
+	if (!op->has_en)
+		return 0;
+	row = engine_enrolment_changed(op);
+	state = !op->has_en0 || op->en.id != op->en0.id ||
+	    engine_strdiff(op->en.state, op->en0.state);
+	if ((row || state) &&
+	    store_enrolment_save(op->e->st, &op->en, row, state) != 0)
 		return -1;
 	return 0;
 }
@@ -675,7 +678,9 @@ engine_inbound(struct engine *e, const char *adapter, const char *chat,
 	if (rc != 0)
 		return engine_finish_tx(e, -1);
 	e->stats.inbound++;
-	rc = store_patient_find(e->st, adapter, chat, &op.pt);
+	/* The patient and their course in one read. */
+	rc = store_patient_find_current(e->st, adapter, chat, &op.pt, &op.en,
+	    &op.has_en);
 	if (rc < 0)
 		goto out;
 	op.has_pt = rc == 0;
@@ -685,14 +690,14 @@ engine_inbound(struct engine *e, const char *adapter, const char *chat,
 		snprintf(op.pt.chat, sizeof op.pt.chat, "%s", chat);
 		snprintf(op.pt.lang, sizeof op.pt.lang, "%s", e->cfg->language);
 	}
-	rc = op.has_pt ? engine_op_load_enrolment(&op) : 0;
+	rc = engine_op_protocol(&op);
 	if (rc == 0)
 		rc = engine_op_guarded(&op, engine_msg_handle, &m);
+	/* The row went in as "done"; only a failure changes it. */
 	if (rc == ENGINE_EPROTO) {
 		engine_op_failed(&op, "inbox", id);
 		rc = store_inbox_close(e->st, id, "failed", op.error);
-	} else if (rc == 0)
-		rc = store_inbox_close(e->st, id, "done", NULL);
+	}
 out:
 	rc = engine_finish_tx(e, rc);
 	engine_op_clear(&op);
@@ -722,10 +727,11 @@ engine_clear(struct engine *e, const char *adapter, const char *chat,
 
 	if (store_begin(e->st) != 0)
 		return -1;
-	rc = store_patient_find(e->st, adapter, chat, &op.pt);
+	rc = store_patient_find_current(e->st, adapter, chat, &op.pt, &op.en,
+	    &op.has_en);
 	op.has_pt = rc == 0;
 	if (rc == 0)
-		rc = engine_op_load_enrolment(&op);
+		rc = engine_op_protocol(&op);
 	if (rc == 0 && (!engine_running(&op) ||
 	    strcmp(op.en.status, ENROL_HOLD) != 0))
 		rc = STORE_NOTFOUND;
@@ -766,14 +772,15 @@ engine_run_one(struct engine *e, int64_t now)
 		return rc == STORE_NOTFOUND ? 1 : -1;
 	}
 	e->stats.jobs++;
-	if ((rc = store_patient_get(e->st, j.patient_id, &op.pt)) != 0) {
+	if ((rc = store_patient_get_current(e->st, j.patient_id, &op.pt,
+	    &op.en, &op.has_en)) != 0) {
 		/* Closed, or it would be taken again forever. */
 		if (rc == STORE_NOTFOUND)
 			rc = store_job_close(e->st, j.id, "stale", NULL, now);
 		goto out;
 	}
 	op.has_pt = 1;
-	rc = engine_op_load_enrolment(&op);
+	rc = engine_op_protocol(&op);
 	/* A job belongs to one enrolment; a newer course makes it stale. */
 	if (rc == 0 && (!op.has_en || op.en.id != j.enrolment_id))
 		rc = store_job_close(e->st, j.id, "stale", NULL, now);

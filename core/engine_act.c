@@ -16,6 +16,7 @@
 #include "config.h"
 #include "engine_int.h"
 #include "log.h"
+#include "luajson.h"
 #include "tz.h"
 #include "xmalloc.h"
 
@@ -42,7 +43,7 @@ int
 engine_send(struct engine_op *op, const char *chat, const char *body,
     cJSON *meta)
 {
-	char	*m = meta != NULL ? cJSON_PrintUnformatted(meta) : NULL;
+	char	*m = meta != NULL ? luajson_print(meta) : NULL;
 	int	 rc;
 
 	rc = store_outbox_insert(op->e->st, op->pt.id, op->pt.adapter, chat,
@@ -202,10 +203,10 @@ engine_act_postpone(struct engine_op *op, const struct proto_action *a)
 	char	*iso;
 
 	engine_when(op, &a->when, &until);
-	if (store_job_cancel(op->e->st, op->en.id, "session", op->now) != 0)
-		return -1;
+	/* engine_schedule_session() cancels the planned session itself. */
 	if (a->name != NULL) {
-		if (engine_job(op, "ask", a->name, until) != 0)
+		if (store_job_cancel(op->e->st, op->en.id, "session",
+		    op->now) != 0 || engine_job(op, "ask", a->name, until) != 0)
 			return -1;
 	} else if (engine_schedule_session(op, until) != 0)
 		return -1;
@@ -248,7 +249,7 @@ engine_act_escalate(struct engine_op *op, const char *reason)
 	cJSON_AddNumberToObject(pj, "day", (double)((op->now -
 	    op->en.enrolled_at) / 86400));
 	cJSON_AddStringToObject(pj, "reason", reason);
-	params = cJSON_PrintUnformatted(pj);
+	params = luajson_print(pj);
 	cJSON_Delete(pj);
 	body = catalog_render(engine_text(op, "escalation"), params);
 	free(params);
@@ -438,31 +439,61 @@ engine_call(struct engine_op *op, enum proto_event ev,
 
 /* ---- the jobs ----------------------------------------------------- */
 
+/* Appends `s` to the text being built in *buf (length *n, size *cap). */
+static void
+engine_append(char **buf, size_t *n, size_t *cap, const char *s)
+{
+	size_t	len = strlen(s);
+
+	if (*n + len + 1 > *cap) {
+		*cap = (*n + len + 1) * 2;
+		*buf = xrealloc(*buf, *cap);
+	}
+	memcpy(*buf + *n, s, len + 1);
+	*n += len;
+}
+
+/* The reminder's text: the heading, the numbered steps, the closing line.
+ * Built in one buffer, with the protocol's params parsed once. */
+static char *
+engine_remind_body(struct engine_op *op, const struct store_session *ss)
+{
+	const struct protocol	*p = op->p;
+	char			 params[160], num[16], *body, *step;
+	size_t			 n = 0, cap = 0;
+	cJSON			*pj;
+	int			 i;
+
+	snprintf(params, sizeof params, "{\"session\":%d,\"pressure\":\"%s\"}",
+	    ss->number, p->levels[ss->pressure]);
+	body = catalog_render(engine_text(op, "session_reminder"), params);
+	n = strlen(body);
+	cap = n + 1;
+	pj = p->params != NULL ? cJSON_Parse(p->params) : NULL;
+	for (i = 0; i < p->nsteps; i++) {
+		/* Steps may name the protocol's params: "{seconds} seconds". */
+		step = catalog_render_json(proto_text_get(&p->steps[i],
+		    op->pt.lang), pj);
+		snprintf(num, sizeof num, "\n%d. ", i + 1);
+		engine_append(&body, &n, &cap, num);
+		engine_append(&body, &n, &cap, step);
+		free(step);
+	}
+	cJSON_Delete(pj);
+	engine_append(&body, &n, &cap, "\n");
+	engine_append(&body, &n, &cap, engine_text(op, "session_reminder_end"));
+	return body;
+}
+
 /* Sends the reminder for an open session, with the steps and buttons. */
 int
 engine_remind(struct engine_op *op, const struct store_session *ss)
 {
 	const struct protocol	*p = op->p;
 	cJSON			*meta, *data, *buttons;
-	char			 params[160], *head, *body, *tmp, *step;
-	int			 i;
+	char			*body;
 
-	snprintf(params, sizeof params, "{\"session\":%d,\"pressure\":\"%s\"}",
-	    ss->number, p->levels[ss->pressure]);
-	head = catalog_render(engine_text(op, "session_reminder"), params);
-	body = xstrdup(head);
-	for (i = 0; i < p->nsteps; i++) {
-		/* Steps may name the protocol's params: "{seconds} seconds". */
-		step = catalog_render(proto_text_get(&p->steps[i], op->pt.lang),
-		    p->params);
-		tmp = xasprintf("%s\n%d. %s", body, i + 1, step);
-		free(step);
-		free(body);
-		body = tmp;
-	}
-	tmp = xasprintf("%s\n%s", body, engine_text(op, "session_reminder_end"));
-	free(body);
-	body = tmp;
+	body = engine_remind_body(op, ss);
 	meta = cJSON_CreateObject();
 	cJSON_AddStringToObject(meta, "type", "reminder");
 	cJSON_AddNumberToObject(meta, "session", ss->number);
@@ -471,7 +502,6 @@ engine_remind(struct engine_op *op, const struct store_session *ss)
 	cJSON_AddItemToArray(buttons, cJSON_CreateString("/snooze"));
 	cJSON_AddItemToArray(buttons, cJSON_CreateString("/skip"));
 	engine_send(op, op->pt.chat, body, meta);
-	free(head);
 	free(body);
 	data = cJSON_CreateObject();
 	cJSON_AddNumberToObject(data, "session", ss->number);

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "dialog.h"
 #include "engine_int.h"
+#include "luajson.h"
 #include "tz.h"
 #include "xmalloc.h"
 
@@ -266,9 +267,9 @@ engine_ask_hint(struct engine_op *op, const struct proto_question *q,
 	return engine_ask_again(op);
 }
 
-/* Adds one answer to the questionnaire's answers so far (ask_a). */
+/* Adds one answer to ask_a by parsing and printing it again. */
 static void
-engine_ask_record(struct engine_op *op, const struct proto_question *q,
+engine_ask_record_parsed(struct engine_op *op, const struct proto_question *q,
     const char *value)
 {
 	cJSON	*a = cJSON_Parse(op->pt.ask_a != NULL ? op->pt.ask_a : "{}");
@@ -278,8 +279,37 @@ engine_ask_record(struct engine_op *op, const struct proto_question *q,
 	cJSON_DeleteItemFromObject(a, q->id);
 	cJSON_AddItemToObject(a, q->id, dialog_json(q, value));
 	free(op->pt.ask_a);
-	op->pt.ask_a = cJSON_PrintUnformatted(a);
+	op->pt.ask_a = luajson_print(a);
 	cJSON_Delete(a);
+}
+
+/*
+ * Adds one answer to the questionnaire's answers so far (ask_a). Questions
+ * are answered in order, so the key is new and the answer is appended to
+ * the text as it stands, which gives what parsing and printing would; a
+ * text that already holds the key (or is not an object) takes that route.
+ */
+static void
+engine_ask_record(struct engine_op *op, const struct proto_question *q,
+    const char *value)
+{
+	const char	*old = op->pt.ask_a != NULL ? op->pt.ask_a : "{}";
+	size_t		 n = strlen(old);
+	cJSON		*k = cJSON_CreateString(q->id), *v = dialog_json(q, value);
+	char		*key = luajson_print(k), *val = luajson_print(v), *text;
+
+	cJSON_Delete(k);
+	cJSON_Delete(v);
+	if (n >= 2 && old[0] == '{' && old[n - 1] == '}' &&
+	    strstr(old, key) == NULL) {
+		text = xasprintf("%.*s%s%s:%s}", (int)(n - 1), old,
+		    n > 2 ? "," : "", key, val);
+		free(op->pt.ask_a);
+		op->pt.ask_a = text;
+	} else
+		engine_ask_record_parsed(op, q, value);
+	free(key);
+	free(val);
 }
 
 int

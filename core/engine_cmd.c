@@ -19,6 +19,7 @@
 #include "catalog.h"
 #include "config.h"
 #include "engine_int.h"
+#include "luajson.h"
 #include "tz.h"
 #include "xmalloc.h"
 
@@ -36,7 +37,7 @@ engine_is_command(const char *text)
 static int
 engine_cmd_say(struct engine_op *op, const char *key, cJSON *params)
 {
-	char	*p = params != NULL ? cJSON_PrintUnformatted(params) : NULL;
+	char	*p = params != NULL ? luajson_print(params) : NULL;
 	char	*body = catalog_render(engine_text(op, key), p);
 	int	 rc = engine_send(op, op->pt.chat, body, NULL);
 
@@ -166,8 +167,8 @@ engine_cmd_close_session(struct engine_op *op, const char *status,
 	if ((rc = store_session_open(op->e->st, op->en.id, ss)) != 0)
 		return rc;
 	if (store_session_close(op->e->st, ss->id, status, op->now) != 0 ||
-	    store_job_cancel(op->e->st, op->en.id, "missed", op->now) != 0 ||
-	    store_job_cancel(op->e->st, op->en.id, "remind", op->now) != 0)
+	    store_job_cancel2(op->e->st, op->en.id, "missed", "remind",
+	    op->now) != 0)
 		return -1;
 	op->session = ss->number;
 	return 0;

@@ -1,7 +1,9 @@
 /*
  * luajson.c: Lua values to and from JSON, for protocol state.
  */
+#include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,7 +203,7 @@ luajson_encode(lua_State *L, int idx, char **cause)
 		*cause = e.cause;
 		return NULL;
 	}
-	text = cJSON_PrintUnformatted(json);
+	text = luajson_print(json);
 	cJSON_Delete(json);
 	if (text == NULL) {
 		*cause = xstrdup("cannot encode state");
@@ -210,8 +212,151 @@ luajson_encode(lua_State *L, int idx, char **cause)
 	if (strlen(text) > LUAJSON_MAX_BYTES) {
 		*cause = xasprintf("state is larger than %d bytes",
 		    LUAJSON_MAX_BYTES);
-		cJSON_free(text);
+		free(text);
 		return NULL;
 	}
 	return text;
+}
+
+/* ---- printing ----------------------------------------------------- */
+
+struct luajson_buf {
+	char	*p;
+	size_t	 n, cap;
+};
+
+static void
+luajson_reserve(struct luajson_buf *b, size_t more)
+{
+	if (b->n + more + 1 <= b->cap)
+		return;
+	while (b->n + more + 1 > b->cap)
+		b->cap = b->cap ? b->cap * 2 : 256;
+	b->p = xrealloc(b->p, b->cap);
+}
+
+static void
+luajson_put(struct luajson_buf *b, const char *s, size_t len)
+{
+	luajson_reserve(b, len);
+	memcpy(b->p + b->n, s, len);
+	b->n += len;
+}
+
+/* As cJSON: ", \\ and the control characters escaped, the rest as is. */
+static void
+luajson_put_string(struct luajson_buf *b, const char *s)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const unsigned char	*p;
+	char			 esc[6];
+
+	luajson_put(b, "\"", 1);
+	for (p = (const unsigned char *)(s != NULL ? s : ""); *p != '\0'; p++) {
+		if (*p >= 32 && *p != '"' && *p != '\\') {
+			luajson_reserve(b, 1);
+			b->p[b->n++] = (char)*p;
+			continue;
+		}
+		esc[0] = '\\';
+		switch (*p) {
+		case '"': case '\\':
+			esc[1] = (char)*p;
+			break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[*p >> 4];
+			esc[5] = hex[*p & 15];
+			luajson_put(b, esc, 6);
+			continue;
+		}
+		luajson_put(b, esc, 2);
+	}
+	luajson_put(b, "\"", 1);
+}
+
+/* Whole numbers below 1e15 print the same under cJSON's "%1.15g" as plain
+ * digits; anything else takes cJSON's own route. */
+static void
+luajson_put_number(struct luajson_buf *b, double d)
+{
+	char		 buf[32], *q = buf + sizeof buf;
+	long long	 v;
+	double		 test;
+	int		 len;
+
+	if (isnan(d) || isinf(d)) {
+		luajson_put(b, "null", 4);
+		return;
+	}
+	if (d == floor(d) && fabs(d) < 1e15 && !(d == 0 && signbit(d))) {
+		v = (long long)d;
+		do {
+			*--q = (char)('0' + (v < 0 ? -(v % 10) : v % 10));
+			v /= 10;
+		} while (v != 0);
+		if (d < 0)
+			*--q = '-';
+		luajson_put(b, q, (size_t)(buf + sizeof buf - q));
+		return;
+	}
+	len = snprintf(buf, sizeof buf, "%1.15g", d);
+	/* cJSON's compare_double(): equal within a relative epsilon. */
+	if (sscanf(buf, "%lg", &test) != 1 || fabs(test - d) >
+	    (fabs(test) > fabs(d) ? fabs(test) : fabs(d)) * DBL_EPSILON)
+		len = snprintf(buf, sizeof buf, "%1.17g", d);
+	luajson_put(b, buf, (size_t)len);
+}
+
+static void
+luajson_put_value(struct luajson_buf *b, const cJSON *j)
+{
+	const cJSON	*item;
+	int		 first = 1;
+
+	if (cJSON_IsRaw(j)) {
+		if (j->valuestring != NULL)
+			luajson_put(b, j->valuestring, strlen(j->valuestring));
+	} else if (cJSON_IsNull(j))
+		luajson_put(b, "null", 4);
+	else if (cJSON_IsFalse(j))
+		luajson_put(b, "false", 5);
+	else if (cJSON_IsTrue(j))
+		luajson_put(b, "true", 4);
+	else if (cJSON_IsNumber(j))
+		luajson_put_number(b, j->valuedouble);
+	else if (cJSON_IsString(j))
+		luajson_put_string(b, j->valuestring);
+	else if (cJSON_IsArray(j) || cJSON_IsObject(j)) {
+		luajson_put(b, cJSON_IsArray(j) ? "[" : "{", 1);
+		cJSON_ArrayForEach(item, j) {
+			if (!first)
+				luajson_put(b, ",", 1);
+			first = 0;
+			if (cJSON_IsObject(j)) {
+				luajson_put_string(b, item->string);
+				luajson_put(b, ":", 1);
+			}
+			luajson_put_value(b, item);
+		}
+		luajson_put(b, cJSON_IsArray(j) ? "]" : "}", 1);
+	}
+}
+
+char *
+luajson_print(const cJSON *json)
+{
+	struct luajson_buf	b = { NULL, 0, 0 };
+
+	if (json == NULL)
+		return NULL;
+	luajson_put_value(&b, json);
+	luajson_reserve(&b, 0);
+	b.p[b.n] = '\0';
+	return b.p;
 }

@@ -24,4 +24,9 @@ void	 luajson_push(lua_State *L, const cJSON *json);
  * frees) or NULL with *cause set (caller frees). Does not call metamethods. */
 char	*luajson_encode(lua_State *L, int idx, char **cause);
 
+/* Prints `json` as compact text, byte for byte what cJSON_PrintUnformatted()
+ * gives, but whole numbers without printf and no scan back: the engine
+ * prints a tree for every message and event. Caller frees. */
+char	*luajson_print(const cJSON *json);
+
 #endif

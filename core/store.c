@@ -127,7 +127,7 @@ enum store_sql {
 	SQL_SAVEPOINT, SQL_ROLLBACK_TO, SQL_RELEASE,
 	SQL_EV_SAVEPOINT, SQL_EV_ROLLBACK_TO, SQL_EV_RELEASE,
 	SQL_PATIENT_FIND, SQL_PATIENT_GET, SQL_PATIENT_INSERT,
-	SQL_PATIENT_UPDATE,
+	SQL_PATIENT_UPDATE, SQL_PATIENT_FIND_EN, SQL_PATIENT_GET_EN,
 	SQL_ENROL_CURRENT, SQL_ENROL_GET, SQL_ENROL_INSERT, SQL_ENROL_UPDATE,
 	SQL_STATE_PUT,
 	SQL_SESSION_INSERT, SQL_SESSION_OPEN, SQL_SESSION_CLOSE,
@@ -136,7 +136,7 @@ enum store_sql {
 	SQL_OUTBOX_INSERT, SQL_OUTBOX_NEXT, SQL_OUTBOX_SENT, SQL_OUTBOX_RETRY,
 	SQL_OUTBOX_DEPTH,
 	SQL_JOB_INSERT, SQL_JOB_NEXT_DUE, SQL_JOB_TAKE, SQL_JOB_CLOSE,
-	SQL_JOB_CANCEL, SQL_JOB_CANCEL_ALL, SQL_JOB_PENDING, SQL_JOB_COUNT,
+	SQL_JOB_CANCEL, SQL_JOB_CANCEL2, SQL_JOB_CANCEL_ALL, SQL_JOB_PENDING, SQL_JOB_COUNT,
 	SQL_JOB_RETRY,
 	SQL_EVENT_INSERT,
 	SQL_PVERSION_GET, SQL_PVERSION_MAX, SQL_PVERSION_INSERT,
@@ -149,6 +149,14 @@ enum store_sql {
 	" e.pressure, e.sessions_done, e.enrolled_at, e.last_session_at," \
 	" e.ended_at, s.data"
 #define ENROL_FROM " FROM enrolments e" \
+	" LEFT JOIN protocol_state s ON s.enrolment_id = e.id"
+/* A patient with their latest enrolment (NULL columns if none) and its
+ * state: the one read every event starts with. */
+#define PATIENT_EN_SELECT "SELECT p.id, p.adapter, p.chat, p.tz," \
+	" p.remind_min, p.lang, p.consent, p.unreachable, p.ask_q, p.ask_i," \
+	" p.ask_a, p.created_at, " ENROL_COLS " FROM patients p" \
+	" LEFT JOIN enrolments e ON e.id = (SELECT max(id) FROM enrolments" \
+	" WHERE patient_id = p.id)" \
 	" LEFT JOIN protocol_state s ON s.enrolment_id = e.id"
 #define JOB_COLS "id, patient_id, enrolment_id, kind, arg, due_at"
 
@@ -166,6 +174,9 @@ static const char *store_sql_text[SQL_COUNT] = {
 	    " FROM patients WHERE adapter = ?1 AND chat = ?2",
 	[SQL_PATIENT_GET] = "SELECT " PATIENT_COLS
 	    " FROM patients WHERE id = ?1",
+	[SQL_PATIENT_FIND_EN] = PATIENT_EN_SELECT
+	    " WHERE p.adapter = ?1 AND p.chat = ?2",
+	[SQL_PATIENT_GET_EN] = PATIENT_EN_SELECT " WHERE p.id = ?1",
 	[SQL_PATIENT_INSERT] = "INSERT INTO patients (adapter, chat, tz,"
 	    " remind_min, lang, consent, unreachable, ask_q, ask_i, ask_a,"
 	    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -196,7 +207,7 @@ static const char *store_sql_text[SQL_COUNT] = {
 	    " questionnaire, question, value, answered_at)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[SQL_INBOX_INSERT] = "INSERT INTO inbox (adapter, external_id, chat,"
-	    " body, received_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+	    " body, received_at, status) VALUES (?1, ?2, ?3, ?4, ?5, 'done')"
 	    " ON CONFLICT (adapter, external_id) DO NOTHING",
 	[SQL_INBOX_CLOSE] = "UPDATE inbox SET status = ?2, error = ?3"
 	    " WHERE id = ?1",
@@ -222,6 +233,9 @@ static const char *store_sql_text[SQL_COUNT] = {
 	    " closed_at = ?4 WHERE id = ?1",
 	[SQL_JOB_CANCEL] = "UPDATE jobs SET status = 'cancelled', closed_at = ?3"
 	    " WHERE enrolment_id = ?1 AND kind = ?2 AND status = 'pending'",
+	[SQL_JOB_CANCEL2] = "UPDATE jobs SET status = 'cancelled',"
+	    " closed_at = ?4 WHERE enrolment_id = ?1 AND kind IN (?2, ?3)"
+	    " AND status = 'pending'",
 	[SQL_JOB_CANCEL_ALL] = "UPDATE jobs SET status = 'cancelled',"
 	    " closed_at = ?2 WHERE enrolment_id = ?1 AND status = 'pending'",
 	[SQL_JOB_PENDING] = "SELECT " JOB_COLS " FROM jobs"
@@ -557,6 +571,24 @@ store_release_savepoint(struct store *s)
 	return store_exec(s, store_stmt(s, SQL_RELEASE), "release");
 }
 
+/* Reads ENROL_COLS starting at column `c`. */
+static void
+store_enrolment_read(sqlite3_stmt *st, int c, struct store_enrolment *e)
+{
+	memset(e, 0, sizeof *e);
+	e->id = sqlite3_column_int64(st, c);
+	e->patient_id = sqlite3_column_int64(st, c + 1);
+	store_copy(e->protocol, sizeof e->protocol, st, c + 2);
+	e->version = sqlite3_column_int(st, c + 3);
+	store_copy(e->status, sizeof e->status, st, c + 4);
+	e->pressure = sqlite3_column_int(st, c + 5);
+	e->sessions_done = sqlite3_column_int(st, c + 6);
+	e->enrolled_at = sqlite3_column_int64(st, c + 7);
+	e->last_session_at = sqlite3_column_int64(st, c + 8);
+	e->ended_at = sqlite3_column_int64(st, c + 9);
+	e->state = store_dup(st, c + 10);
+}
+
 /* ---- patients ----------------------------------------------------- */
 
 static void
@@ -612,6 +644,52 @@ store_patient_get(struct store *s, int64_t id, struct store_patient *p)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
 	return store_patient_select(s, st, p);
+}
+
+/* The row of PATIENT_EN_SELECT: the patient, and their latest enrolment if
+ * there is one (*has_en). */
+static int
+store_patient_en_select(struct store *s, sqlite3_stmt *st,
+    struct store_patient *p, struct store_enrolment *e, int *has_en)
+{
+	int	rc;
+
+	if ((rc = store_row(s, st, "patient_current")) != 0)
+		return rc;
+	store_patient_read(st, p);
+	*has_en = sqlite3_column_type(st, 12) != SQLITE_NULL;
+	if (*has_en)
+		store_enrolment_read(st, 12, e);
+	else
+		memset(e, 0, sizeof *e);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_patient_find_current(struct store *s, const char *adapter,
+    const char *chat, struct store_patient *p, struct store_enrolment *e,
+    int *has_en)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_PATIENT_FIND_EN);
+
+	if (st == NULL)
+		return -1;
+	store_bind_text(st, 1, adapter);
+	store_bind_text(st, 2, chat);
+	return store_patient_en_select(s, st, p, e, has_en);
+}
+
+int
+store_patient_get_current(struct store *s, int64_t id,
+    struct store_patient *p, struct store_enrolment *e, int *has_en)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_PATIENT_GET_EN);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	return store_patient_en_select(s, st, p, e, has_en);
 }
 
 int
@@ -674,18 +752,7 @@ store_enrolment_select(struct store *s, sqlite3_stmt *st,
 
 	if ((rc = store_row(s, st, "enrolment_get")) != 0)
 		return rc;
-	memset(e, 0, sizeof *e);
-	e->id = sqlite3_column_int64(st, 0);
-	e->patient_id = sqlite3_column_int64(st, 1);
-	store_copy(e->protocol, sizeof e->protocol, st, 2);
-	e->version = sqlite3_column_int(st, 3);
-	store_copy(e->status, sizeof e->status, st, 4);
-	e->pressure = sqlite3_column_int(st, 5);
-	e->sessions_done = sqlite3_column_int(st, 6);
-	e->enrolled_at = sqlite3_column_int64(st, 7);
-	e->last_session_at = sqlite3_column_int64(st, 8);
-	e->ended_at = sqlite3_column_int64(st, 9);
-	e->state = store_dup(st, 10);
+	store_enrolment_read(st, 0, e);
 	sqlite3_reset(st);
 	return 0;
 }
@@ -750,9 +817,18 @@ store_enrolment_insert(struct store *s, struct store_enrolment *e)
 int
 store_enrolment_update(struct store *s, const struct store_enrolment *e)
 {
-	sqlite3_stmt	*st = store_stmt(s, SQL_ENROL_UPDATE);
+	return store_enrolment_save(s, e, 1, 1);
+}
 
-	if (st == NULL)
+int
+store_enrolment_save(struct store *s, const struct store_enrolment *e,
+    int row, int state)
+{
+	sqlite3_stmt	*st;
+
+	if (!row)
+		return state ? store_state_put(s, e->id, e->state) : 0;
+	if ((st = store_stmt(s, SQL_ENROL_UPDATE)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, e->id);
 	store_bind_text(st, 2, e->status);
@@ -764,7 +840,7 @@ store_enrolment_update(struct store *s, const struct store_enrolment *e)
 	sqlite3_bind_int64(st, 8, e->enrolled_at);
 	if (store_exec(s, st, "enrolment_update") != 0)
 		return -1;
-	return store_state_put(s, e->id, e->state);
+	return state ? store_state_put(s, e->id, e->state) : 0;
 }
 
 void
@@ -908,6 +984,20 @@ store_outbox_insert(struct store *s, int64_t patient_id, const char *adapter,
 	return 0;
 }
 
+static void
+store_out_read(sqlite3_stmt *st, struct store_out *o)
+{
+	memset(o, 0, sizeof *o);
+	o->id = sqlite3_column_int64(st, 0);
+	o->patient_id = sqlite3_column_int64(st, 1);
+	store_copy(o->adapter, sizeof o->adapter, st, 2);
+	store_copy(o->chat, sizeof o->chat, st, 3);
+	o->body = store_dup(st, 4);
+	o->meta = store_dup(st, 5);
+	o->attempts = sqlite3_column_int(st, 6);
+	sqlite3_reset(st);
+}
+
 int
 store_outbox_next(struct store *s, const char *adapter, int64_t now,
     struct store_out *o)
@@ -921,15 +1011,7 @@ store_outbox_next(struct store *s, const char *adapter, int64_t now,
 	sqlite3_bind_int64(st, 2, now);
 	if ((rc = store_row(s, st, "outbox_next")) != 0)
 		return rc;
-	memset(o, 0, sizeof *o);
-	o->id = sqlite3_column_int64(st, 0);
-	o->patient_id = sqlite3_column_int64(st, 1);
-	store_copy(o->adapter, sizeof o->adapter, st, 2);
-	store_copy(o->chat, sizeof o->chat, st, 3);
-	o->body = store_dup(st, 4);
-	o->meta = store_dup(st, 5);
-	o->attempts = sqlite3_column_int(st, 6);
-	sqlite3_reset(st);
+	store_out_read(st, o);
 	return 0;
 }
 
@@ -1071,6 +1153,21 @@ store_job_cancel(struct store *s, int64_t enrolment_id, const char *kind,
 	sqlite3_bind_int64(st, 1, enrolment_id);
 	store_bind_text(st, 2, kind);
 	sqlite3_bind_int64(st, 3, t);
+	return store_exec(s, st, "job_cancel");
+}
+
+int
+store_job_cancel2(struct store *s, int64_t enrolment_id, const char *kind1,
+    const char *kind2, int64_t t)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_JOB_CANCEL2);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, enrolment_id);
+	store_bind_text(st, 2, kind1);
+	store_bind_text(st, 3, kind2);
+	sqlite3_bind_int64(st, 4, t);
 	return store_exec(s, st, "job_cancel");
 }
 

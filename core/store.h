@@ -123,6 +123,14 @@ int	store_release_savepoint(struct store *s);
 int	store_patient_find(struct store *s, const char *adapter,
 	    const char *chat, struct store_patient *p);	/* or STORE_NOTFOUND */
 int	store_patient_get(struct store *s, int64_t id, struct store_patient *p);
+/* _find / _get with the patient's latest enrolment and its state in the
+ * same read: *has_en is 0 (and *e zeroed) when they have none. Free both
+ * with their _clear(). */
+int	store_patient_find_current(struct store *s, const char *adapter,
+	    const char *chat, struct store_patient *p,
+	    struct store_enrolment *e, int *has_en);	/* or STORE_NOTFOUND */
+int	store_patient_get_current(struct store *s, int64_t id,
+	    struct store_patient *p, struct store_enrolment *e, int *has_en);
 int	store_patient_insert(struct store *s, struct store_patient *p);
 int	store_patient_update(struct store *s, const struct store_patient *p);
 void	store_patient_clear(struct store_patient *p);
@@ -135,6 +143,10 @@ int	store_enrolment_get(struct store *s, int64_t id,
 int	store_enrolment_insert(struct store *s, struct store_enrolment *e);
 /* Updates the row and its protocol state. */
 int	store_enrolment_update(struct store *s, const struct store_enrolment *e);
+/* As _update, writing only the parts that changed: the row if `row`, the
+ * protocol state if `state`. */
+int	store_enrolment_save(struct store *s, const struct store_enrolment *e,
+	    int row, int state);
 void	store_enrolment_clear(struct store_enrolment *e);
 
 /* Sessions. _open returns the session still "due", or STORE_NOTFOUND. */
@@ -148,7 +160,10 @@ int	store_answer_insert(struct store *s, int64_t patient_id,
 	    int64_t enrolment_id, const char *questionnaire,
 	    const char *question, const char *value, int64_t t);
 
-/* Inbox: STORE_DUPLICATE if (adapter, external_id) was stored before. */
+/* Inbox: STORE_DUPLICATE if (adapter, external_id) was stored before. The
+ * row is stored as "done": it is inserted in the transaction that handles
+ * the message, so it is never seen before that commits, and one failing
+ * is closed as "failed" in the same transaction. */
 int	store_inbox_insert(struct store *s, const char *adapter,
 	    const char *external_id, const char *chat, const char *body,
 	    int64_t t, int64_t *id);
@@ -177,6 +192,9 @@ int	store_job_close(struct store *s, int64_t id, const char *status,
 /* Cancels the enrolment's pending jobs of `kind` (all kinds if NULL). */
 int	store_job_cancel(struct store *s, int64_t enrolment_id,
 	    const char *kind, int64_t t);
+/* The same for two kinds in one statement. */
+int	store_job_cancel2(struct store *s, int64_t enrolment_id,
+	    const char *kind1, const char *kind2, int64_t t);
 /* The due time of the enrolment's pending job of `kind`, or STORE_NOTFOUND. */
 int	store_job_pending(struct store *s, int64_t enrolment_id,
 	    const char *kind, struct store_job *j);
