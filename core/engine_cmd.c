@@ -19,6 +19,8 @@
 #include "catalog.h"
 #include "config.h"
 #include "engine_int.h"
+#include "invite.h"
+#include "log.h"
 #include "luajson.h"
 #include "tz.h"
 #include "xmalloc.h"
@@ -135,20 +137,80 @@ engine_cmd_enrol(struct engine_op *op, struct protocol *p)
 	return engine_ask(op, "setup");
 }
 
+/*
+ * Copies the code of "/start CODE" into `code` (trailing blanks dropped) if
+ * it has the form of a code (invite_code_valid); else 0. Anything else
+ * cannot be a code we issued, so it is refused without a look-up.
+ */
+static int
+engine_cmd_invite_code(const char *arg, char *code, size_t size)
+{
+	size_t	n = strlen(arg);
+
+	while (n > 0 && isspace((unsigned char)arg[n - 1]))
+		n--;
+	if (n == 0 || n >= size)
+		return 0;
+	memcpy(code, arg, n);
+	code[n] = '\0';
+	return invite_code_valid(code);
+}
+
+/*
+ * /start CODE: enrols on the invite's protocol, records the code on the
+ * course and takes one use, all in this event's transaction, so a failure
+ * later in the event gives the use back.
+ */
+static int
+engine_cmd_start_invite(struct engine_op *op, const char *arg)
+{
+	struct store_invite	 inv;
+	struct protocol		*p;
+	char			 code[STORE_INVITE_CODE_MAX + 1];
+	int			 rc;
+
+	if (!engine_cmd_invite_code(arg, code, sizeof code))
+		return engine_cmd_say(op, "invite_unknown", NULL);
+	if ((rc = store_invite_get(op->e->st, code, &inv)) != 0)
+		return rc == STORE_NOTFOUND ?
+		    engine_cmd_say(op, "invite_unknown", NULL) : -1;
+	if (op->now >= inv.expires_at)
+		return engine_cmd_say(op, "invite_expired", NULL);
+	if (inv.uses_left == 0)
+		return engine_cmd_say(op, "invite_used", NULL);
+	/* A valid code for a protocol that is not loaded (removed from the
+	 * folder, a failed reload): nothing is enrolled and the use is kept,
+	 * so the same code works once the operator, told by the log, fixes
+	 * it. Not a protocol failure: the patient may not exist yet, and a
+	 * newcomer must hear something. The code itself is never logged. */
+	if ((p = engine_protocol(op->e, inv.protocol)) == NULL) {
+		log_error("event=invite_protocol_missing protocol=%s",
+		    inv.protocol);
+		return engine_cmd_say(op, "invite_unavailable", NULL);
+	}
+	if (store_invite_consume(op->e->st, code, op->now) != 0)
+		return -1;
+	if ((rc = engine_cmd_enrol(op, p)) != 0)
+		return rc;
+	return store_enrolment_set_invite(op->e->st, op->en.id, code);
+}
+
 static int
 engine_cmd_start(struct engine_op *op, const char *arg)
 {
 	struct protocol	*p;
 
+	/* Checked first, so an enrolled patient's code is never used up. */
 	if (op->has_pt && engine_running(op)) {
 		if (strcmp(op->en.status, ENROL_SETUP) == 0)
 			return engine_ask_again(op);
 		return engine_cmd_say(op, "already_enrolled", NULL);
 	}
-	/* Invite codes bind a protocol; they arrive with the adapters that
-	 * carry them (deep links). Until a code is known it is refused. */
 	if (arg[0] != '\0')
-		return engine_cmd_say(op, "invite_unknown", NULL);
+		return engine_cmd_start_invite(op, arg);
+	/* Without a code, the default protocol. A clinic that wants every
+	 * patient to come with a code would refuse here (a later
+	 * require_invite setting). */
 	if ((p = engine_default_protocol(op->e)) == NULL) {
 		op->error = xstrdup("no protocol is loaded");
 		return ENGINE_EPROTO;

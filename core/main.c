@@ -8,6 +8,8 @@
  *           [--days N] [--patients N] [--tz ZONE] [--json]
  *   strigil [-c FILE] backup [--force] FILE
  *   strigil [-c FILE] health [--url URL]
+ *   strigil [-c FILE] invite [--protocol ID] [--uses N | --unlimited]
+ *           [--days N] [--clinician TEXT] [--note TEXT]
  *   strigil --version
  *
  * The config file is -c FILE, else $STRIGIL_CONFIG, else
@@ -15,6 +17,7 @@
  */
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <lua.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -29,14 +32,17 @@
 #include "clock.h"
 #include "config.h"
 #include "daemon.h"
+#include "invite.h"
 #include "log.h"
 #include "protocol.h"
 #include "simulate.h"
+#include "store.h"
 #include "xmalloc.h"
 
 #define DEFAULT_CONFIG	"config/strigil.conf.lua"
 #define HEALTH_BODY_MAX	65536	/* bytes of /healthz we keep */
 #define HEALTH_TIMEOUT	10	/* seconds for the whole request */
+#define INVITE_DAYS	14	/* default lifetime of an invite code */
 
 static void
 usage(FILE *f)
@@ -56,6 +62,9 @@ usage(FILE *f)
 	    "it runs\n"
 	    "  health [--url URL]       ask the running daemon's /healthz; exit 0 "
 	    "if healthy\n"
+	    "  invite [--protocol ID] [--uses N|--unlimited] [--days N]\n"
+	    "         [--clinician TEXT] [--note TEXT]\n"
+	    "                           issue an invite code for /start CODE\n"
 	    "  --version                print the version\n");
 }
 
@@ -248,6 +257,153 @@ cmd_backup(const struct config *cfg, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * 1 if a file of the protocol folder loads as protocol `id`. Each file is
+ * loaded as `strigil check` would, so a code is never issued for a protocol
+ * the daemon could not run.
+ */
+static int
+invite_protocol_found(const struct config *cfg, const char *id)
+{
+	struct proto_limits	 limits = { cfg->lua_memory, cfg->lua_instructions };
+	struct protocol		*p;
+	struct dirent		*de;
+	DIR			*d;
+	char			*path, *cause = NULL;
+	size_t			 n;
+	int			 found = 0;
+
+	if ((d = opendir(cfg->protocols)) == NULL) {
+		fprintf(stderr, "strigil: invite: %s: cannot read the protocol "
+		    "folder\n", cfg->protocols);
+		return 0;
+	}
+	while (!found && (de = readdir(d)) != NULL) {
+		n = strlen(de->d_name);
+		if (n < 5 || strcmp(de->d_name + n - 4, ".lua") != 0 ||
+		    de->d_name[0] == '.')
+			continue;
+		path = xasprintf("%s/%s", cfg->protocols, de->d_name);
+		if (proto_load(path, &limits, &p, &cause) == 0) {
+			found = strcmp(p->id, id) == 0;
+			proto_free(p);
+		} else {
+			free(cause);
+			cause = NULL;
+		}
+		free(path);
+	}
+	closedir(d);
+	return found;
+}
+
+/* Stores a new invite, drawing another code in the unlikely event of a
+ * clash. 0, or -1 with a message printed. */
+static int
+invite_store(const struct config *cfg, struct store_invite *inv)
+{
+	struct store	*st;
+	char		*cause = NULL;
+	int		 rc = STORE_DUPLICATE, tries;
+
+	if (store_open(&st, cfg->database, &cause) != 0) {
+		fprintf(stderr, "strigil: invite: %s\n", cause);
+		free(cause);
+		return -1;
+	}
+	for (tries = 0; tries < 4 && rc == STORE_DUPLICATE; tries++) {
+		if (invite_code_new(inv->code, sizeof inv->code) != 0) {
+			perror("strigil: invite: /dev/urandom");
+			rc = -1;
+			break;
+		}
+		rc = store_invite_insert(st, inv);
+	}
+	store_close(st);
+	if (rc != 0) {
+		fprintf(stderr, "strigil: invite: cannot store the code in "
+		    "%s\n", cfg->database);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_invite(const struct config *cfg, int argc, char **argv)
+{
+	struct store_invite	 inv;
+	const char		*protocol = cfg->default_protocol, *v;
+	char			 when[32];
+	int			 i, days = INVITE_DAYS;
+
+	memset(&inv, 0, sizeof inv);
+	inv.uses_left = 1;
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--protocol") == 0)
+			protocol = option_value(argc, argv, &i);
+		else if (strcmp(argv[i], "--uses") == 0) {
+			if ((inv.uses_left = option_int(argc, argv, &i)) < 1) {
+				fprintf(stderr, "strigil: invite: --uses must "
+				    "be at least 1 (or --unlimited)\n");
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--unlimited") == 0)
+			inv.uses_left = STORE_INVITE_UNLIMITED;
+		else if (strcmp(argv[i], "--days") == 0) {
+			if ((days = option_int(argc, argv, &i)) < 1 ||
+			    days > 3650) {
+				fprintf(stderr, "strigil: invite: --days must "
+				    "be 1 to 3650\n");
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--clinician") == 0) {
+			v = option_value(argc, argv, &i);
+			snprintf(inv.clinician, sizeof inv.clinician, "%s", v);
+		} else if (strcmp(argv[i], "--note") == 0) {
+			v = option_value(argc, argv, &i);
+			snprintf(inv.note, sizeof inv.note, "%s", v);
+		} else {
+			fprintf(stderr, "strigil: invite: unknown option %s\n",
+			    argv[i]);
+			return 2;
+		}
+	}
+	if (protocol == NULL || protocol[0] == '\0' ||
+	    strlen(protocol) >= sizeof inv.protocol) {
+		fprintf(stderr, "strigil: invite: say which protocol with "
+		    "--protocol ID\n");
+		return 2;
+	}
+	if (!invite_protocol_found(cfg, protocol)) {
+		fprintf(stderr, "strigil: invite: no protocol %s loads from "
+		    "%s (see strigil check)\n", protocol, cfg->protocols);
+		return 1;
+	}
+	snprintf(inv.protocol, sizeof inv.protocol, "%s", protocol);
+	inv.created_at = clock_now();
+	inv.expires_at = inv.created_at + (int64_t)days * 86400;
+	if (invite_store(cfg, &inv) != 0)
+		return 1;
+	clock_iso(inv.expires_at, when, (int)sizeof when);
+	/* The code is a credential: it goes to the operator's terminal,
+	 * never into the log. */
+	log_info("event=invite_created protocol=%s uses=%d expires=%s",
+	    inv.protocol, inv.uses_left, when);
+	printf("invite code: %s\n", inv.code);
+	printf("protocol:    %s\n", inv.protocol);
+	if (inv.uses_left == STORE_INVITE_UNLIMITED)
+		printf("uses:        unlimited\n");
+	else
+		printf("uses:        %d\n", inv.uses_left);
+	printf("expires:     %s\n", when);
+	printf("\nThe patient sends this to the bot:\n  /start %s\n",
+	    inv.code);
+	printf("On Telegram, the link does the same (put in your bot's "
+	    "username):\n  https://t.me/<bot>?start=%s\n", inv.code);
+	memset(inv.code, 0, sizeof inv.code);
+	return 0;
+}
+
 struct health_reply {
 	char	status[128];		/* the status line */
 	char	body[HEALTH_BODY_MAX];
@@ -385,7 +541,8 @@ main(int argc, char **argv)
 	cmd = argv[i++];
 	if (strcmp(cmd, "run") != 0 && strcmp(cmd, "chat") != 0 &&
 	    strcmp(cmd, "check") != 0 && strcmp(cmd, "simulate") != 0 &&
-	    strcmp(cmd, "backup") != 0 && strcmp(cmd, "health") != 0) {
+	    strcmp(cmd, "backup") != 0 && strcmp(cmd, "health") != 0 &&
+	    strcmp(cmd, "invite") != 0) {
 		fprintf(stderr, "strigil: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return 2;
@@ -410,6 +567,8 @@ main(int argc, char **argv)
 		rc = cmd_backup(&cfg, argc - i, argv + i);
 	else if (strcmp(cmd, "health") == 0)
 		rc = cmd_health(&cfg, argc - i, argv + i);
+	else if (strcmp(cmd, "invite") == 0)
+		rc = cmd_invite(&cfg, argc - i, argv + i);
 	else
 		rc = cmd_simulate(&cfg, argc - i, argv + i);
 	config_free(&cfg);

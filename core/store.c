@@ -117,6 +117,18 @@ static const char *store_migrations[] = {
 	"  path TEXT NOT NULL,"
 	"  loaded_at INTEGER NOT NULL,"
 	"  PRIMARY KEY (protocol, version));",
+	/* 3: invite codes, which bind a patient to a protocol, and the code
+	 * each course was enrolled with (NULL without one). uses_left -1 is
+	 * unlimited. */
+	"CREATE TABLE invites ("
+	"  code TEXT PRIMARY KEY,"
+	"  protocol TEXT NOT NULL,"
+	"  clinician TEXT,"
+	"  note TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  expires_at INTEGER NOT NULL,"
+	"  uses_left INTEGER NOT NULL);"
+	"ALTER TABLE enrolments ADD COLUMN invite TEXT;",
 };
 #define STORE_NMIGRATIONS \
 	((int)(sizeof store_migrations / sizeof store_migrations[0]))
@@ -140,6 +152,8 @@ enum store_sql {
 	SQL_JOB_RETRY,
 	SQL_EVENT_INSERT,
 	SQL_PVERSION_GET, SQL_PVERSION_MAX, SQL_PVERSION_INSERT,
+	SQL_INVITE_INSERT, SQL_INVITE_GET, SQL_INVITE_CONSUME,
+	SQL_ENROL_INVITE,
 	SQL_COUNT
 };
 
@@ -255,6 +269,18 @@ static const char *store_sql_text[SQL_COUNT] = {
 	[SQL_PVERSION_INSERT] = "INSERT INTO protocol_versions (protocol,"
 	    " version, source, path, loaded_at) VALUES (?1, ?2, ?3, ?4, ?5)"
 	    " ON CONFLICT (protocol, version) DO NOTHING",
+	[SQL_INVITE_INSERT] = "INSERT INTO invites (code, protocol, clinician,"
+	    " note, created_at, expires_at, uses_left)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	    " ON CONFLICT (code) DO NOTHING",
+	[SQL_INVITE_GET] = "SELECT code, protocol, clinician, note, created_at,"
+	    " expires_at, uses_left FROM invites WHERE code = ?1",
+	/* The checks are in the WHERE clause, so a use is taken only when
+	 * one is left, whatever another writer did since the look-up. */
+	[SQL_INVITE_CONSUME] = "UPDATE invites SET uses_left = CASE"
+	    " WHEN uses_left < 0 THEN uses_left ELSE uses_left - 1 END"
+	    " WHERE code = ?1 AND expires_at > ?2 AND uses_left != 0",
+	[SQL_ENROL_INVITE] = "UPDATE enrolments SET invite = ?2 WHERE id = ?1",
 };
 
 struct store {
@@ -1280,6 +1306,86 @@ store_pversion_clear(struct store_pversion *v)
 	free(v->source);
 	free(v->path);
 	memset(v, 0, sizeof *v);
+}
+
+/* ---- invites ------------------------------------------------------ */
+
+/* Binds text, or NULL for NULL or "". */
+static void
+store_bind_opt(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v == NULL || v[0] == '\0')
+		sqlite3_bind_null(st, i);
+	else
+		store_bind_text(st, i, v);
+}
+
+int
+store_invite_insert(struct store *s, const struct store_invite *inv)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_INVITE_INSERT);
+
+	if (st == NULL)
+		return -1;
+	store_bind_text(st, 1, inv->code);
+	store_bind_text(st, 2, inv->protocol);
+	store_bind_opt(st, 3, inv->clinician);
+	store_bind_opt(st, 4, inv->note);
+	sqlite3_bind_int64(st, 5, inv->created_at);
+	sqlite3_bind_int64(st, 6, inv->expires_at);
+	sqlite3_bind_int(st, 7, inv->uses_left);
+	if (store_exec(s, st, "invite_insert") != 0)
+		return -1;
+	return sqlite3_changes(s->db) == 1 ? 0 : STORE_DUPLICATE;
+}
+
+int
+store_invite_get(struct store *s, const char *code, struct store_invite *inv)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_INVITE_GET);
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	store_bind_text(st, 1, code);
+	if ((rc = store_row(s, st, "invite_get")) != 0)
+		return rc;
+	memset(inv, 0, sizeof *inv);
+	store_copy(inv->code, sizeof inv->code, st, 0);
+	store_copy(inv->protocol, sizeof inv->protocol, st, 1);
+	store_copy(inv->clinician, sizeof inv->clinician, st, 2);
+	store_copy(inv->note, sizeof inv->note, st, 3);
+	inv->created_at = sqlite3_column_int64(st, 4);
+	inv->expires_at = sqlite3_column_int64(st, 5);
+	inv->uses_left = sqlite3_column_int(st, 6);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_invite_consume(struct store *s, const char *code, int64_t now)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_INVITE_CONSUME);
+
+	if (st == NULL)
+		return -1;
+	store_bind_text(st, 1, code);
+	sqlite3_bind_int64(st, 2, now);
+	if (store_exec(s, st, "invite_consume") != 0)
+		return -1;
+	return sqlite3_changes(s->db) == 1 ? 0 : STORE_NOTFOUND;
+}
+
+int
+store_enrolment_set_invite(struct store *s, int64_t id, const char *code)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_ENROL_INVITE);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	store_bind_opt(st, 2, code);
+	return store_exec(s, st, "enrolment_invite");
 }
 
 /* ---- health and metrics ------------------------------------------- */

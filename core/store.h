@@ -9,8 +9,8 @@
  * Tables: patients, enrolments, protocol_state, sessions, answers, inbox
  * (unique by adapter and external id, so nothing is handled twice), outbox
  * (messages not yet delivered), jobs (scheduled work) and events (the audit
- * trail of what the engine did), and protocol_versions (the source of every
- * protocol version loaded).
+ * trail of what the engine did), protocol_versions (the source of every
+ * protocol version loaded) and invites (codes that enrol on a protocol).
  *
  * Functions return 0, STORE_NOTFOUND / STORE_DUPLICATE where documented, or
  * -1 on a database error, which is logged (without patient data).
@@ -231,5 +231,34 @@ int	store_pversion_insert(struct store *s, const char *protocol,
 	    int version, const char *source, size_t len, const char *path,
 	    int64_t t);
 void	store_pversion_clear(struct store_pversion *v);
+
+/*
+ * Invites: a code a clinic hands out that enrols a patient on a protocol.
+ * The code is a credential: it is never logged. uses_left is how many
+ * enrolments it still allows, STORE_INVITE_UNLIMITED for any number.
+ * _insert returns STORE_DUPLICATE if the code exists; _get STORE_NOTFOUND.
+ * _consume takes one use inside the caller's transaction, and returns
+ * STORE_NOTFOUND (changing nothing) when the code is unknown, expired at
+ * `now` or used up.
+ */
+#define STORE_INVITE_UNLIMITED	(-1)
+#define STORE_INVITE_CODE_MAX	64
+
+struct store_invite {
+	char	 code[STORE_INVITE_CODE_MAX + 1];
+	char	 protocol[64];
+	char	 clinician[128];	/* "" when none */
+	char	 note[256];		/* "" when none */
+	int64_t	 created_at;
+	int64_t	 expires_at;		/* the code works before this time */
+	int	 uses_left;
+};
+int	store_invite_insert(struct store *s, const struct store_invite *inv);
+int	store_invite_get(struct store *s, const char *code,
+	    struct store_invite *inv);
+int	store_invite_consume(struct store *s, const char *code, int64_t now);
+/* Records the invite code an enrolment was made with. */
+int	store_enrolment_set_invite(struct store *s, int64_t id,
+	    const char *code);
 
 #endif

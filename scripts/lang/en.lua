@@ -16,6 +16,9 @@ return {
   unknown_command = "I don't know that command. Send /help to see what I can do.",
   not_understood = "I didn't catch that. Send /help to see what I can do.",
   invite_unknown = "That invite code isn't valid. Please ask your clinic for a new link.",
+  invite_expired = "That invite code has expired. Please ask your clinic for a new link.",
+  invite_used = "That invite code has already been used. Please ask your clinic for a new link.",
+  invite_unavailable = "Your invite code is fine, but I can't start this course right now. Your clinic's team has been told; please try the same link again later.",
   already_enrolled = "You're already signed up. Send /today to see what's planned.",
   not_enrolled = "You aren't following a course right now. Send /start to begin one.",
 

@@ -118,7 +118,7 @@ def test_backup_while_writing(r, tmp):
         r.eq(m.group(1), out_file, "the summary names FILE")
         r.check(int(m.group(3)) > 64, "many pages, so many steps",
                 m.group(0))
-        r.eq(m.group(4), "10", "every table")
+        r.eq(m.group(4), "11", "every table")
         r.eq(int(m.group(2)), os.path.getsize(out_file), "size in bytes")
     r.check(at_end > at_start, "the daemon was fed while the backup ran",
             "%d -> %d" % (at_start, at_end))

@@ -105,7 +105,7 @@ test_fresh_memory(void)
 	struct store	*s = open_mem();
 	int64_t		 n = -1;
 
-	CHECK_INT(store_schema_version(s), 2);
+	CHECK_INT(store_schema_version(s), 3);
 	CHECK_INT(store_job_count(s, &n), 0);
 	CHECK_INT(n, 0);
 	CHECK_INT(store_outbox_depth(s, &n), 0);
@@ -124,7 +124,7 @@ test_file_reopen(void)
 	CHECK_INT(store_open(&s, path, &cause), 0);
 	if (s == NULL)
 		return;
-	CHECK_INT(store_schema_version(s), 2);
+	CHECK_INT(store_schema_version(s), 3);
 	new_patient(s, &p, "c1");
 	store_close(s);
 
@@ -133,7 +133,7 @@ test_file_reopen(void)
 	CHECK_INT(store_open(&s, path, &cause), 0);
 	if (s == NULL)
 		return;
-	CHECK_INT(store_schema_version(s), 2);
+	CHECK_INT(store_schema_version(s), 3);
 	CHECK_INT(store_patient_find(s, "console", "c1", &q), 0);
 	CHECK_INT(q.id, p.id);
 	CHECK_STR(q.tz, "Europe/Berlin");
@@ -142,7 +142,7 @@ test_file_reopen(void)
 
 	/* WAL on file databases; the mode is persistent, so a plain
 	 * connection sees it. */
-	CHECK_INT(raw_int(path, "PRAGMA user_version"), 2);
+	CHECK_INT(raw_int(path, "PRAGMA user_version"), 3);
 	{
 		sqlite3		*db;
 		sqlite3_stmt	*st;
