@@ -53,8 +53,9 @@ lua = {
 -- "error".
 log_level = "info"
 
--- Run the console chat adapter (stdin/stdout) under `strigil run`.
-console = true
+-- Run the console chat adapter (stdin/stdout) under `strigil run`. Left out,
+-- it runs only when telegram.token is empty.
+-- console = true
 
 -- The built-in HTTP server of `strigil run`: GET /healthz (JSON status for
 -- Docker's HEALTHCHECK and `strigil health`) and GET /metrics (Prometheus).
@@ -65,4 +66,18 @@ http = {
 	listen = "127.0.0.1",
 	port = 8080,
 	enabled = true,
+}
+
+-- The Telegram adapter (long polling). An empty token leaves it off. The token
+-- is a secret: prefer STRIGIL_TELEGRAM_TOKEN or STRIGIL_TELEGRAM_TOKEN_FILE to
+-- writing it here; it is never logged. `api_url` can point at a self-hosted Bot
+-- API server. Escalations go to `clinician_chat` (a chat id; empty: dropped
+-- with a warning). Rates are messages a second, per chat and in all.
+telegram = {
+	token = "",
+	api_url = "https://api.telegram.org",
+	poll_timeout = 50,
+	clinician_chat = "",
+	rate_per_chat = 1,
+	rate_global = 30,
 }

@@ -84,6 +84,8 @@ struct config_key {
 
 static int config__parse_string(void *, const struct config_key *,
     const struct config_value *, char **);
+static int config__parse_optional(void *, const struct config_key *,
+    const struct config_value *, char **);
 static int config__parse_zone(void *, const struct config_key *,
     const struct config_value *, char **);
 static int config__parse_time(void *, const struct config_key *,
@@ -141,6 +143,20 @@ static const struct config_key config_keys[] = {
 	  "8080", 0, 65535 },
 	{ "http.enabled", CONFIG_BOOLEAN, F(http_enabled),
 	  config__parse_boolean, "true", 0, 0 },
+	/* The token is a secret: it ends up in request URLs, never in logs. */
+	{ "telegram.token", CONFIG_STRING, F(tg_token), config__parse_optional,
+	  "", 0, 0 },
+	{ "telegram.api_url", CONFIG_STRING, F(tg_api_url),
+	  config__parse_string, "https://api.telegram.org", 0, 0 },
+	/* 0 would be short polling: a request after request, all day. */
+	{ "telegram.poll_timeout", CONFIG_INTEGER, F(tg_poll_timeout),
+	  config__parse_int64, "50", 1, 600 },
+	{ "telegram.clinician_chat", CONFIG_STRING, F(tg_clinician_chat),
+	  config__parse_optional, "", 0, 0 },
+	{ "telegram.rate_per_chat", CONFIG_INTEGER, F(tg_rate_per_chat),
+	  config__parse_int64, "1", 1, 1000 },
+	{ "telegram.rate_global", CONFIG_INTEGER, F(tg_rate_global),
+	  config__parse_int64, "30", 1, 10000 },
 };
 #undef F
 #define CONFIG_NKEYS	(sizeof config_keys / sizeof config_keys[0])
@@ -186,6 +202,20 @@ config__parse_string(void *field, const struct config_key *key,
 		*why = xstrdup("must not be empty");
 		return -1;
 	}
+	free(*sp);
+	*sp = xstrdup(v->s);
+	return 0;
+}
+
+/* A string that may be empty: "" turns a feature off (telegram.token). */
+static int
+config__parse_optional(void *field, const struct config_key *key,
+    const struct config_value *v, char **why)
+{
+	char	**sp = field;
+
+	(void)key;
+	(void)why;
 	free(*sp);
 	*sp = xstrdup(v->s);
 	return 0;
@@ -1061,9 +1091,16 @@ config_load(struct config *cfg, const char *path, char **cause)
 {
 	memset(cfg, 0, sizeof *cfg);
 	config__defaults(cfg);
+	/* Unset, the console runs only when Telegram does not: a daemon
+	 * serving real patients should not also read its stdin. */
+	cfg->console = -1;
 	if (path != NULL && config__file(cfg, path, cause) != 0)
 		return -1;
-	return config__env(cfg, cause);
+	if (config__env(cfg, cause) != 0)
+		return -1;
+	if (cfg->console == -1)
+		cfg->console = cfg->tg_token[0] == '\0';
+	return 0;
 }
 
 void

@@ -31,10 +31,17 @@ struct config {
 	size_t	 lua_memory;		/* bytes per protocol state, 32 MiB */
 	int64_t	 lua_instructions;	/* per handler call, 10,000,000 */
 	int	 log_level;		/* enum log_level, info */
-	int	 console;		/* run the console adapter in `strigil run` */
+	int	 console;		/* run the console adapter in `strigil run`;
+					 * unset: only without telegram.token */
 	char	*http_listen;		/* HTTP server address, "127.0.0.1" */
 	int64_t	 http_port;		/* 8080; 0 picks a free port */
 	int	 http_enabled;		/* serve /healthz and /metrics */
+	char	*tg_token;		/* Telegram bot token; "" : adapter off */
+	char	*tg_api_url;		/* "https://api.telegram.org" */
+	int64_t	 tg_poll_timeout;	/* getUpdates timeout, seconds (50) */
+	char	*tg_clinician_chat;	/* chat id for escalations, or "" */
+	int64_t	 tg_rate_per_chat;	/* messages a second to one chat (1) */
+	int64_t	 tg_rate_global;	/* messages a second in all (30) */
 };
 
 /* Fills `cfg` with defaults, then the file at `path` (skipped if NULL), then

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "schedule.h"
 #include "store.h"
+#include "telegram/telegram.h"
 #include "xmalloc.h"
 
 /* Editors write a file in several steps: reload once it is quiet. */
@@ -36,6 +37,7 @@ struct daemon {
 	struct engine	*e;
 	struct sched	*sched;
 	struct console	*console;
+	struct telegram	*tg;		/* NULL without telegram.token */
 	struct http_server *http;	/* NULL when not serving */
 	struct health_source health;
 	int		 stopping;
@@ -48,6 +50,8 @@ daemon_after_jobs(void *ud)
 
 	if (d->console != NULL)
 		console_flush(d->console);
+	if (d->tg != NULL)
+		tg_flush(d->tg);
 }
 
 /* The signal handles in the order daemon_signals() sets them up. */
@@ -71,6 +75,10 @@ daemon_stop(struct daemon *d, const char *why)
 	if (d->console != NULL) {
 		console_close(d->console);
 		d->console = NULL;
+	}
+	if (d->tg != NULL) {
+		tg_close(d->tg);
+		d->tg = NULL;
 	}
 	if (d->http != NULL) {
 		http_close(d->http);
@@ -109,7 +117,13 @@ daemon_console_eof(void *ud)
 {
 	struct daemon	*d = ud;
 
-	/* The console is the only adapter so far: its end is the end. */
+	/* Beside Telegram the console's end is only its own; alone, its end
+	 * is the daemon's. */
+	if (d->tg != NULL) {
+		console_close(d->console);
+		d->console = NULL;
+		return;
+	}
 	daemon_stop(d, "end_of_input");
 }
 
@@ -197,14 +211,17 @@ static int
 daemon_adapters(void *ud, struct health_adapter *out, int max)
 {
 	struct daemon	*d = ud;
+	int		 n = 0;
 
-	if (d->console == NULL)
-		return 0;
-	if (max > 0) {
-		out[0].name = "console";
-		out[0].connected = 1;	/* its end is the daemon's */
+	if (d->console != NULL && n < max) {
+		out[n].name = "console";
+		out[n++].connected = 1;	/* its end is the daemon's */
 	}
-	return 1;
+	if (d->tg != NULL && n < max) {
+		out[n].name = "telegram";
+		out[n++].connected = tg_connected(d->tg);
+	}
+	return n;
 }
 
 /*
@@ -324,6 +341,12 @@ daemon_main(const struct daemon_opts *o)
 		    daemon_console_eof, &d, &cause) != 0)
 			goto out;
 		console_flush(d.console);
+	}
+	if (!o->chat && o->cfg->tg_token[0] != '\0') {
+		if (tg_new(&d.tg, &d.loop, d.e, d.sched, o->cfg, &cause) != 0)
+			goto out;
+		/* What a crash left unsent goes out now. */
+		tg_flush(d.tg);
 	}
 	if (!o->chat && o->cfg->http_enabled &&
 	    daemon_http(&d, o->cfg, &cause) != 0)

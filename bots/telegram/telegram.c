@@ -1,0 +1,171 @@
+/*
+ * telegram.c: the Telegram adapter's life cycle and what polling and sending
+ * share (URLs, requests, backoff).
+ *
+ * The token is part of every request URL, so URLs are never logged; log
+ * lines name the method instead.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "config.h"
+#include "engine.h"
+#include "fetch.h"
+#include "log.h"
+#include "metrics.h"
+#include "tg_int.h"
+#include "xmalloc.h"
+
+char *
+tg_url(const struct telegram *t, const char *method)
+{
+	return xasprintf("%s/%s", t->base, method);
+}
+
+/* Exponential in the errors so far, capped, with jitter on top. */
+int64_t
+tg_backoff_ms(int fails)
+{
+	int64_t	ms = TG_BACKOFF_MIN_MS;
+
+	while (fails-- > 1 && ms < TG_BACKOFF_MAX_MS)
+		ms *= 2;
+	if (ms > TG_BACKOFF_MAX_MS)
+		ms = TG_BACKOFF_MAX_MS;
+	return ms + (int64_t)(random() % (ms / 2 + 1));
+}
+
+struct tg_call_ctx {
+	char	method[32];
+};
+
+/* The end of a call nobody waits for (answerCallbackQuery): logged. */
+static void
+tg_call_logged(void *ud, const struct fetch_result *r)
+{
+	struct tg_call_ctx	*c = ud;
+
+	if (r->error != FETCH_ECANCELED && (r->error != 0 || r->status != 200))
+		log_debug("event=telegram_call_failed method=%s status=%ld",
+		    c->method, r->status);
+	free(c);
+}
+
+void
+tg_call(struct telegram *t, const char *method, const char *body,
+    long timeout_ms, void (*done)(void *, const struct fetch_result *),
+    void *ud)
+{
+	struct fetch_req	 req;
+	struct tg_call_ctx	*c = NULL;
+	char			*url = tg_url(t, method);
+
+	memset(&req, 0, sizeof req);
+	req.method = "POST";
+	req.url = url;
+	req.body = body;
+	req.body_len = strlen(body);
+	req.content_type = "application/json";
+	req.timeout_ms = timeout_ms;
+	if (done == NULL) {
+		c = xcalloc(1, sizeof *c);
+		snprintf(c->method, sizeof c->method, "%s", method);
+		done = tg_call_logged;
+		ud = c;
+	}
+	if (fetch_start(t->f, &req, done, ud) != 0) {
+		/* Only a closing client refuses; the callback never comes. */
+		log_warn("event=telegram_call_refused method=%s", method);
+		free(c);
+	}
+	free(url);
+}
+
+static void
+tg_send_tick(uv_timer_t *h)
+{
+	tg_flush(h->data);
+}
+
+static void
+tg_handle_closed(uv_handle_t *h)
+{
+	struct telegram	*t = h->data;
+
+	if (--t->handles == 0) {
+		free(t->base);
+		free(t);
+	}
+}
+
+int
+tg_new(struct telegram **out, uv_loop_t *loop, struct engine *e,
+    struct sched *s, const struct config *cfg, char **cause)
+{
+	struct telegram	*t = xcalloc(1, sizeof *t);
+	const char	*api = cfg->tg_api_url;
+	size_t		 n = strlen(api);
+	char		*end;
+
+	t->loop = loop;
+	t->e = e;
+	t->s = s;
+	t->poll_timeout = (long)cfg->tg_poll_timeout;
+	t->rate_chat = (double)cfg->tg_rate_per_chat;
+	t->rate_global = (double)cfg->tg_rate_global;
+	t->gtokens = t->rate_global;
+	t->glast_ms = clock_now_ms();
+	if (cfg->tg_clinician_chat[0] != '\0') {
+		t->clinician = strtoll(cfg->tg_clinician_chat, &end, 10);
+		if (*end != '\0' || t->clinician == 0) {
+			*cause = xstrdup("telegram.clinician_chat: not a chat "
+			    "id (a number such as -1001234567890)");
+			free(t);
+			return -1;
+		}
+	}
+	while (n > 0 && api[n - 1] == '/')
+		n--;
+	t->base = xasprintf("%.*s/bot%s", (int)n, api, cfg->tg_token);
+	if (fetch_new(&t->f, loop, cause) != 0) {
+		free(t->base);
+		free(t);
+		return -1;
+	}
+	srandom((unsigned)clock_mono_ns());
+	uv_timer_init(loop, &t->poll_timer);
+	uv_timer_init(loop, &t->send_timer);
+	t->poll_timer.data = t->send_timer.data = t;
+	t->handles = 2;
+	/* Retries and rate-limited rows come due with time (the outbox's
+	 * not_before is in whole seconds); a quarter second keeps the delay
+	 * small for the price of one indexed query. */
+	uv_timer_start(&t->send_timer, tg_send_tick, 250, 250);
+	metrics_adapter_register(TG_ADAPTER);
+	log_info("event=telegram_started poll_timeout=%ld", t->poll_timeout);
+	tg_poll_start(t);
+	*out = t;
+	return 0;
+}
+
+int
+tg_connected(const struct telegram *t)
+{
+	return t->connected;
+}
+
+void
+tg_close(struct telegram *t)
+{
+	if (t->closing)
+		return;
+	t->closing = 1;
+	/* Cancels the poll and any send: their callbacks run now and see
+	 * `closing`. An unsent row stays in the outbox for the next start. */
+	fetch_close(t->f);
+	tg_send_free(t);
+	uv_close((uv_handle_t *)&t->poll_timer, tg_handle_closed);
+	uv_close((uv_handle_t *)&t->send_timer, tg_handle_closed);
+}

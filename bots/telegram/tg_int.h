@@ -1,0 +1,89 @@
+/*
+ * tg_int.h: the Telegram adapter's state, shared by telegram.c, tg_poll.c
+ * and tg_send.c only.
+ */
+#ifndef STRIGIL_TG_INT_H
+#define STRIGIL_TG_INT_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "fetch.h"
+#include "store.h"
+#include "telegram.h"
+
+/* Backoff after errors: from TG_BACKOFF_MIN_MS doubling up to the cap, plus
+ * up to half again of jitter so many daemons do not retry in step. */
+#define TG_BACKOFF_MIN_MS	1000
+#define TG_BACKOFF_MAX_MS	(5 * 60 * 1000)
+#define TG_TEXT_MAX		4096	/* bytes; UTF-16 units are never more */
+#define TG_DATA_MAX		64	/* callback_data bytes */
+
+/* What we know of one chat we send to: its token bucket and how long it
+ * must wait (rate limit, 429 or backoff). */
+struct tg_chat {
+	int64_t		 id;
+	double		 tokens;
+	int64_t		 last_ms;	/* of the last refill */
+	int64_t		 until_ms;	/* send nothing before this */
+	int		 fails;		/* errors in a row, for backoff */
+	int64_t		 part_row;	/* a long text sent in part, or 0 */
+	size_t		 part_off;	/* where its next part starts */
+	struct tg_chat	*next;
+};
+
+/* The row being sent: one sendMessage per part of a long text. */
+struct tg_out {
+	struct store_out row;
+	int64_t		 chat;		/* where it goes */
+	size_t		 off;		/* of the next part in row.body */
+	int		 active;
+};
+
+struct telegram {
+	uv_loop_t	*loop;
+	struct engine	*e;
+	struct sched	*s;
+	struct fetch	*f;
+	char		*base;		/* api_url + "/bot" + token: never logged */
+	int64_t		 clinician;	/* 0 when unset */
+	long		 poll_timeout;
+	double		 rate_chat, rate_global;
+
+	/* Receiving. */
+	uv_timer_t	 poll_timer;	/* the next poll after a backoff */
+	int64_t		 offset;	/* last update_id + 1, 0 before the first */
+	int		 poll_fails;
+	int		 stopped;	/* 401: the token is wrong */
+	int		 connected;
+
+	/* Sending. */
+	uv_timer_t	 send_timer;	/* retries and rate limits */
+	struct tg_out	 out;
+	struct tg_chat	*chats;
+	double		 gtokens;	/* the global bucket */
+	int64_t		 glast_ms;
+	int		 flushing;	/* tg_flush() is on the stack */
+
+	int		 handles;	/* open libuv handles */
+	int		 closing;
+};
+
+/* telegram.c */
+char	*tg_url(const struct telegram *, const char *method);
+int64_t	 tg_backoff_ms(int fails);
+void	 tg_call(struct telegram *, const char *method, const char *body,
+	     long timeout_ms, void (*done)(void *, const struct fetch_result *),
+	     void *ud);
+
+/* tg_poll.c */
+void	 tg_poll_start(struct telegram *);
+
+/* tg_send.c */
+void	 tg_send_free(struct telegram *);
+struct cJSON *tg_keyboard(const char *meta);
+int	 tg_button_text(struct telegram *, int64_t chat, const char *data,
+	     char **text);
+
+#endif

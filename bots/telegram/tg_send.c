@@ -1,0 +1,523 @@
+/*
+ * tg_send.c: the outbox to Telegram, and the buttons both ways.
+ *
+ * One sendMessage at a time, oldest row first. A row that may not go yet
+ * (its chat's bucket is empty, a 429 or an error backoff is running) is put
+ * off in the outbox with store_outbox_retry(), so the rows of other chats go
+ * on; every later row of that chat is put off to the same second, so a
+ * chat's messages keep their order. A row is marked sent only after
+ * Telegram answered 200 (or, for a blocked bot, once the patient is marked
+ * unreachable: retrying could never succeed).
+ *
+ * Buttons carry "a:<questionnaire>:<index>:<value>" (an answer to the
+ * question asked at that index) or "c:<command>" (a reminder's command).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "clock.h"
+#include "engine.h"
+#include "log.h"
+#include "metrics.h"
+#include "tg_int.h"
+#include "tg_update.h"
+#include "xmalloc.h"
+
+#define TG_CLINICIAN	"@clinician"
+#define TG_ROW_MAX	6	/* numbers in one row of a scale */
+#define TG_SCALE_MAX	24	/* larger scales are typed */
+
+/* ---- buttons ------------------------------------------------------ */
+
+static int
+tg_button(cJSON *row, const char *label, const char *data)
+{
+	cJSON	*b;
+
+	if (strlen(data) > TG_DATA_MAX || label[0] == '\0')
+		return -1;
+	b = cJSON_CreateObject();
+	cJSON_AddStringToObject(b, "text", label);
+	cJSON_AddStringToObject(b, "callback_data", data);
+	cJSON_AddItemToArray(row, b);
+	return 0;
+}
+
+/* An answer button; a value too long for callback_data falls back to the
+ * option's number, which the dialog takes as well. */
+static int
+tg_answer_button(cJSON *row, const char *prefix, const char *label,
+    const char *value, int number)
+{
+	char	data[256];
+
+	snprintf(data, sizeof data, "%s%s", prefix, value);
+	if (strlen(data) > TG_DATA_MAX)
+		snprintf(data, sizeof data, "%s%d", prefix, number);
+	return tg_button(row, label, data);
+}
+
+static int
+tg_keys_scale(cJSON *rows, const char *prefix, int min, int max)
+{
+	cJSON	*row = NULL;
+	char	 v[16];
+	int	 n = max - min + 1, nrows, per, i;
+
+	if (n < 1 || n > TG_SCALE_MAX)
+		return -1;
+	/* Balanced rows: 0-10 is 0-5 and 6-10. */
+	nrows = (n + TG_ROW_MAX - 1) / TG_ROW_MAX;
+	per = (n + nrows - 1) / nrows;
+	for (i = 0; i < n; i++) {
+		if (i % per == 0)
+			cJSON_AddItemToArray(rows, row = cJSON_CreateArray());
+		snprintf(v, sizeof v, "%d", min + i);
+		if (tg_answer_button(row, prefix, v, v, i + 1) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+tg_keys_options(cJSON *rows, const char *prefix, const cJSON *opts,
+    int yesno)
+{
+	const cJSON	*o;
+	cJSON		*row = NULL;
+	char		 num[16];
+	const char	*label, *id;
+	int		 i = 0;
+
+	cJSON_ArrayForEach(o, opts) {
+		label = cJSON_GetStringValue(cJSON_GetObjectItem(o, "text"));
+		id = cJSON_GetStringValue(cJSON_GetObjectItem(o, "id"));
+		if (label == NULL || id == NULL)
+			return -1;
+		/* Yes and no side by side; choices one a row. */
+		if (row == NULL || !yesno)
+			cJSON_AddItemToArray(rows, row = cJSON_CreateArray());
+		snprintf(num, sizeof num, "%d", ++i);
+		/* A choice is sent as its number: an option id could itself
+		 * read as another option's number. */
+		if (tg_answer_button(row, prefix, label, yesno ? id : num,
+		    i) != 0)
+			return -1;
+	}
+	return i > 0 ? 0 : -1;
+}
+
+static int
+tg_keys_question(cJSON *rows, const cJSON *m)
+{
+	const char	*qnr, *answer;
+	char		 prefix[128];
+	cJSON		*row;
+
+	qnr = cJSON_GetStringValue(cJSON_GetObjectItem(m, "questionnaire"));
+	answer = cJSON_GetStringValue(cJSON_GetObjectItem(m, "answer"));
+	if (qnr == NULL || answer == NULL)
+		return -1;
+	snprintf(prefix, sizeof prefix, "a:%s:%d:", qnr,
+	    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "index")));
+	if (strcmp(answer, "yesno") == 0)
+		return tg_keys_options(rows, prefix,
+		    cJSON_GetObjectItem(m, "options"), 1);
+	if (strcmp(answer, "choice") == 0)
+		return tg_keys_options(rows, prefix,
+		    cJSON_GetObjectItem(m, "options"), 0);
+	if (strcmp(answer, "integer") == 0)
+		return tg_keys_scale(rows,  prefix,
+		    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "min")),
+		    (int)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "max")));
+	if (strcmp(answer, "timezone") == 0 || strcmp(answer, "time") == 0) {
+		/* The question offers "reply 1" for its suggestion. */
+		cJSON_AddItemToArray(rows, row = cJSON_CreateArray());
+		return tg_answer_button(row, prefix, "1", "1", 1);
+	}
+	return -1;	/* free text: nothing to press */
+}
+
+static int
+tg_keys_reminder(cJSON *rows, const cJSON *m)
+{
+	const cJSON	*c;
+	cJSON		*row = cJSON_CreateArray();
+	char		 data[TG_DATA_MAX + 8];
+
+	cJSON_AddItemToArray(rows, row);
+	cJSON_ArrayForEach(c, cJSON_GetObjectItem(m, "commands")) {
+		if (!cJSON_IsString(c))
+			continue;
+		snprintf(data, sizeof data, "c:%s", c->valuestring);
+		if (tg_button(row, c->valuestring, data) != 0)
+			return -1;
+	}
+	return cJSON_GetArraySize(row) > 0 ? 0 : -1;
+}
+
+/* The inline keyboard for an outbox row's metadata, or NULL for none. */
+cJSON *
+tg_keyboard(const char *meta)
+{
+	cJSON		*m, *kb, *rows;
+	const char	*type;
+	int		 rc = -1;
+
+	if (meta == NULL || (m = cJSON_Parse(meta)) == NULL)
+		return NULL;
+	kb = cJSON_CreateObject();
+	rows = cJSON_AddArrayToObject(kb, "inline_keyboard");
+	type = cJSON_GetStringValue(cJSON_GetObjectItem(m, "type"));
+	if (type != NULL && strcmp(type, "question") == 0)
+		rc = tg_keys_question(rows, m);
+	else if (type != NULL && strcmp(type, "reminder") == 0)
+		rc = tg_keys_reminder(rows, m);
+	cJSON_Delete(m);
+	if (rc != 0) {
+		cJSON_Delete(kb);
+		return NULL;
+	}
+	return kb;
+}
+
+/* Is the question at `qnr`/`idx` still the one the patient is asked? */
+static int
+tg_question_live(struct telegram *t, int64_t chat, const char *qnr,
+    size_t qlen, long idx)
+{
+	struct store_patient	p;
+	char			id[32];
+	int			live;
+
+	snprintf(id, sizeof id, "%" PRId64, chat);
+	memset(&p, 0, sizeof p);
+	if (store_patient_find(engine_store(t->e), TG_ADAPTER, id, &p) != 0)
+		return 0;
+	live = strlen(p.ask_q) == qlen && strncmp(p.ask_q, qnr, qlen) == 0 &&
+	    p.ask_i + 1 == idx;
+	store_patient_clear(&p);
+	return live;
+}
+
+/*
+ * The text a button stands for: 1 with *text (caller frees) when it should
+ * go to the engine, 0 for a button whose question has moved on, -1 for
+ * data we never sent.
+ */
+int
+tg_button_text(struct telegram *t, int64_t chat, const char *data,
+    char **text)
+{
+	const char	*qnr, *value, *colon;
+	char		*end;
+	long		 idx;
+
+	*text = NULL;
+	if (strncmp(data, "c:/", 3) == 0) {
+		*text = xstrdup(data + 2);
+		return 1;
+	}
+	if (strncmp(data, "a:", 2) != 0 ||
+	    (value = strrchr(data, ':')) == data + 1)
+		return -1;
+	/* Values and indexes hold no ':'; the questionnaire id might. */
+	for (colon = value - 1; colon > data + 1 && *colon != ':'; colon--)
+		;
+	if (colon <= data + 1)
+		return -1;
+	qnr = data + 2;
+	idx = strtol(colon + 1, &end, 10);
+	if (end != value || value[1] == '\0')
+		return -1;
+	if (!tg_question_live(t, chat, qnr, (size_t)(colon - qnr), idx))
+		return 0;
+	*text = xstrdup(value + 1);
+	return 1;
+}
+
+/* ---- sending ------------------------------------------------------ */
+
+static struct tg_chat *
+tg_chat_get(struct telegram *t, int64_t id)
+{
+	struct tg_chat	*c;
+
+	for (c = t->chats; c != NULL; c = c->next)
+		if (c->id == id)
+			return c;
+	c = xcalloc(1, sizeof *c);
+	c->id = id;
+	c->tokens = t->rate_chat;
+	c->last_ms = clock_now_ms();
+	c->next = t->chats;
+	t->chats = c;
+	return c;
+}
+
+static void
+tg_refill(double *tokens, int64_t *last, double rate, int64_t now)
+{
+	if (now > *last)
+		*tokens += (double)(now - *last) * rate / 1000;
+	if (*tokens > rate)
+		*tokens = rate;
+	*last = now;
+}
+
+/* Whole seconds: the outbox's not_before is in seconds, and a chat's
+ * later rows must not overtake one put off to the next second. */
+static int64_t
+tg_round_up(int64_t ms)
+{
+	return (ms + 999) / 1000 * 1000;
+}
+
+static void
+tg_defer(struct telegram *t, struct tg_chat *c, int64_t id, int64_t until)
+{
+	c->until_ms = tg_round_up(until);
+	store_outbox_retry(engine_store(t->e), id, c->until_ms / 1000);
+}
+
+static void
+tg_mark_sent(struct telegram *t, int64_t id)
+{
+	if (store_outbox_sent(engine_store(t->e), id, clock_now()) == 0)
+		metrics_adapter_count(TG_ADAPTER, METRICS_SENT, 1);
+}
+
+/* The end of the part starting at `off`: at most TG_TEXT_MAX bytes, at a
+ * line break when one is near, never inside a UTF-8 sequence. */
+static size_t
+tg_part_end(const char *s, size_t off)
+{
+	size_t	len = strlen(s + off), end, i;
+
+	if (len <= TG_TEXT_MAX)
+		return off + len;
+	end = off + TG_TEXT_MAX;
+	for (i = end; i > off + TG_TEXT_MAX / 2; i--)
+		if (s[i - 1] == '\n')
+			return i;
+	while (end > off + 1 && ((unsigned char)s[end] & 0xc0) == 0x80)
+		end--;
+	return end;
+}
+
+static void	tg_send_done(void *, const struct fetch_result *);
+
+static void
+tg_send_part(struct telegram *t)
+{
+	struct tg_out	*o = &t->out;
+	size_t		 end = tg_part_end(o->row.body, o->off);
+	cJSON		*b = cJSON_CreateObject(), *kb;
+	char		 id[32], *text, *body;
+
+	snprintf(id, sizeof id, "%" PRId64, o->chat);
+	cJSON_AddRawToObject(b, "chat_id", id);	/* an Integer, exact */
+	text = xstrndup(o->row.body + o->off, end - o->off);
+	cJSON_AddStringToObject(b, "text", text);
+	free(text);
+	/* The buttons go under the last part, where the question is. */
+	if (o->row.body[end] == '\0' && (kb = tg_keyboard(o->row.meta)) != NULL)
+		cJSON_AddItemToObject(b, "reply_markup", kb);
+	body = cJSON_PrintUnformatted(b);
+	cJSON_Delete(b);
+	log_debug("event=telegram_send row=%" PRId64 " offset=%zu", o->row.id,
+	    o->off);
+	tg_call(t, "sendMessage", body, 0, tg_send_done, t);
+	cJSON_free(body);
+}
+
+/* Where a row goes: 0 with *chat, or -1 when it cannot go anywhere. */
+static int
+tg_destination(struct telegram *t, const struct store_out *row,
+    int64_t *chat)
+{
+	char	*end;
+
+	if (strcmp(row->chat, TG_CLINICIAN) == 0) {
+		if (t->clinician == 0) {
+			log_warn("event=telegram_no_clinician_chat row=%"
+			    PRId64 " hint=\"set telegram.clinician_chat\"",
+			    row->id);
+			return -1;
+		}
+		*chat = t->clinician;
+		return 0;
+	}
+	*chat = strtoll(row->chat, &end, 10);
+	if (*end != '\0' || end == row->chat || *chat == 0) {
+		log_warn("event=telegram_bad_chat row=%" PRId64, row->id);
+		return -1;
+	}
+	return 0;
+}
+
+/* Takes the next row that may go now and starts it; 0 if one started, 1
+ * if one was put off or dropped (look again), -1 if there is none. */
+static int
+tg_next(struct telegram *t, int64_t now)
+{
+	struct store_out	 row;
+	struct tg_chat		*c;
+	int64_t			 chat;
+
+	if (store_outbox_next(engine_store(t->e), TG_ADAPTER, now / 1000,
+	    &row) != 0)
+		return -1;
+	if (tg_destination(t, &row, &chat) != 0 || row.body[0] == '\0') {
+		/* Never deliverable: handled, or it would block the queue. */
+		tg_mark_sent(t, row.id);
+		store_out_clear(&row);
+		return 1;
+	}
+	c = tg_chat_get(t, chat);
+	tg_refill(&c->tokens, &c->last_ms, t->rate_chat, now);
+	if (c->until_ms > now || c->tokens < 1) {
+		tg_defer(t, c, row.id, c->until_ms > now ? c->until_ms :
+		    now + (int64_t)((1 - c->tokens) * 1000 / t->rate_chat));
+		store_out_clear(&row);
+		return 1;
+	}
+	c->tokens -= 1;
+	t->gtokens -= 1;
+	t->out.row = row;
+	t->out.chat = chat;
+	t->out.off = c->part_row == row.id ? c->part_off : 0;
+	t->out.active = 1;
+	tg_send_part(t);
+	return 0;
+}
+
+void
+tg_flush(struct telegram *t)
+{
+	int64_t	now;
+	int	rc;
+
+	if (t->closing || t->out.active || t->flushing)
+		return;
+	t->flushing = 1;
+	do {
+		now = clock_now_ms();
+		tg_refill(&t->gtokens, &t->glast_ms, t->rate_global, now);
+		/* The global bucket holds the queue; the send timer comes
+		 * back within a second. */
+		if (t->gtokens < 1)
+			break;
+		rc = tg_next(t, now);
+	} while (rc == 1);
+	t->flushing = 0;
+}
+
+static void
+tg_blocked(struct telegram *t, const struct store_out *row)
+{
+	struct store		*st = engine_store(t->e);
+	struct store_patient	 p;
+
+	log_warn("event=telegram_blocked row=%" PRId64 " patient=%" PRId64,
+	    row->id, row->patient_id);
+	memset(&p, 0, sizeof p);
+	if (row->patient_id != 0 &&
+	    store_patient_get(st, row->patient_id, &p) == 0) {
+		p.unreachable = 1;
+		store_patient_update(st, &p);
+	}
+	store_patient_clear(&p);
+}
+
+/* What to do with the row after an answer other than 200. */
+static void
+tg_send_failed(struct telegram *t, struct tg_chat *c,
+    const struct fetch_result *r)
+{
+	struct tg_out	*o = &t->out;
+	struct tg_error	 err;
+	int64_t		 now = clock_now_ms();
+	long		 ra;
+
+	memset(&err, 0, sizeof err);
+	err.retry_after = -1;
+	if (r->error == 0 && r->body != NULL)
+		tg_parse_error(r->body, r->len, &err);
+	if (r->error == 0 && r->status == 429) {
+		ra = err.retry_after > 0 ? err.retry_after :
+		    r->retry_after > 0 ? r->retry_after : 1;
+		log_info("event=telegram_rate_limited row=%" PRId64
+		    " retry_after=%ld", o->row.id, ra);
+		metrics_adapter_count(TG_ADAPTER, METRICS_RATE_LIMITED, 1);
+		/* Only this chat waits; the others go on. */
+		tg_defer(t, c, o->row.id, now + ra * 1000);
+		return;
+	}
+	if (r->error == 0 && r->status == 403) {
+		tg_blocked(t, &o->row);
+		tg_mark_sent(t, o->row.id);
+		return;
+	}
+	/* Network errors, 5xx, and anything else: try again later. */
+	c->fails++;
+	log_warn("event=telegram_send_failed row=%" PRId64 " status=%ld "
+	    "error=%s attempt=%d", o->row.id, r->status,
+	    log_q(r->error != 0 ? r->message : err.description), c->fails);
+	metrics_adapter_count(TG_ADAPTER, METRICS_RETRIES, 1);
+	tg_defer(t, c, o->row.id, now + tg_backoff_ms(c->fails));
+}
+
+static void
+tg_send_done(void *ud, const struct fetch_result *r)
+{
+	struct telegram	*t = ud;
+	struct tg_out	*o = &t->out;
+	struct tg_chat	*c;
+	size_t		 end;
+
+	if (r->error == FETCH_ECANCELED || t->closing)
+		return;
+	c = tg_chat_get(t, o->chat);
+	log_debug("event=telegram_sent row=%" PRId64 " status=%ld error=%d "
+	    "ms=%" PRIu64, o->row.id, r->status, r->error,
+	    r->elapsed_ns / 1000000);
+	if (r->error == 0 && r->status == 200) {
+		c->fails = 0;
+		end = tg_part_end(o->row.body, o->off);
+		if (o->row.body[end] != '\0') {
+			/* The next part waits for the chat's bucket like
+			 * any message; the row keeps its place. */
+			c->part_row = o->row.id;
+			c->part_off = end;
+			tg_defer(t, c, o->row.id, clock_now_ms() +
+			    (int64_t)(1000 / t->rate_chat));
+		} else {
+			c->part_row = 0;
+			tg_mark_sent(t, o->row.id);
+		}
+	} else
+		tg_send_failed(t, c, r);
+	store_out_clear(&o->row);
+	o->active = 0;
+	tg_flush(t);
+}
+
+void
+tg_send_free(struct telegram *t)
+{
+	struct tg_chat	*c;
+
+	if (t->out.active) {
+		store_out_clear(&t->out.row);
+		t->out.active = 0;
+	}
+	while ((c = t->chats) != NULL) {
+		t->chats = c->next;
+		free(c);
+	}
+}

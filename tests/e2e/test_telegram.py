@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""End-to-end: `strigil run` with the Telegram adapter against the fake Bot API.
+
+The fake (tests/fakes/telegram_fake.py) runs in this process on a free port;
+the daemon polls it with getUpdates and sends through sendMessage. Every test
+ends with the fake's record of spec violations empty: every request was valid,
+every 429's retry_after was respected, and no update was confirmed before it
+was delivered. Tests wait on the fake with deadlines; they never sleep.
+
+Usage: python3 tests/e2e/test_telegram.py /path/to/strigil
+Prints "N passed, N failed" last; exits 1 on a failure.
+"""
+import os
+import signal
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "fakes"))
+from e2e_lib import (DEADLINE, REPO, Proc, Runner, binary, clean_env,  # noqa
+                     db_query, integrity, mini_protocol)
+import telegram_fake as tf  # noqa
+
+BIN = binary()
+TOKEN = "123456789:AAtest-token_for_strigil"
+USER = 5000000001           # beyond 32 bits: ids must stay exact
+
+
+def setup(tmp, fake, **extra):
+    pdir = os.path.join(tmp, "protocols")
+    os.mkdir(pdir)
+    mini_protocol(os.path.join(pdir, "mini.lua"))
+    db = os.path.join(tmp, "s.db")
+    env = clean_env(STRIGIL_CONFIG=os.path.join(REPO, "config",
+                                                "strigil.conf.lua"),
+                    STRIGIL_DATABASE=db, STRIGIL_PROTOCOLS=pdir,
+                    STRIGIL_DEFAULT_PROTOCOL="mini", STRIGIL_CONSOLE="false",
+                    STRIGIL_TIMEZONE="UTC", STRIGIL_REMINDER_TIME="18:00",
+                    STRIGIL_LANG_DIR=os.path.join(REPO, "scripts", "lang"),
+                    STRIGIL_QUIET_HOURS_FROM="00:00",
+                    STRIGIL_QUIET_HOURS_TO="00:00",
+                    STRIGIL_LOG_LEVEL="debug",
+                    STRIGIL_TELEGRAM_TOKEN=TOKEN,
+                    STRIGIL_TELEGRAM_API_URL=fake.base_url,
+                    STRIGIL_TELEGRAM_POLL_TIMEOUT="20", **extra)
+    return env, db
+
+
+def start(env, name="strigil"):
+    p = Proc([BIN, "run"], env=env, name=name)
+    p.expect_err(r"event=started mode=run")
+    return p
+
+
+def drained(fake, db):
+    """Waits until every outbox row is marked sent. A SIGTERM while a send
+    is in flight cancels it: the row stays unsent and goes again at the next
+    start (at least once), which the tests that count messages avoid."""
+    db_wait(db, "SELECT count(*) FROM outbox WHERE sent_at = 0",
+            lambda n: n == 0, "the outbox drained")
+
+
+def db_wait(db, sql, pred, what):
+    """Polls the database until pred(first column) holds. (The fake's
+    wait_for() wakes on the fake's own events only, so it cannot wait for
+    the database.)"""
+    end = time.monotonic() + DEADLINE
+    while True:
+        v = db_query(db, sql)[0][0]
+        if pred(v):
+            return v
+        if time.monotonic() > end:
+            raise AssertionError("no %s within %.0fs (last %r)" % (
+                what, DEADLINE, v))
+        time.sleep(0.05)
+
+
+def stop(r, p):
+    p.signal(signal.SIGTERM)
+    r.eq(p.finish(), 0, "SIGTERM exits 0")
+
+
+def texts(fake):
+    return [m["text"] for m in fake.sent(USER)]
+
+
+def wait_text(fake, needle, count=1):
+    """Waits until `count` bot messages contain `needle`; returns them."""
+    def have():
+        got = [m for m in fake.sent(USER) if needle in m["text"]]
+        return got if len(got) >= count else None
+    return fake.wait_for(have, DEADLINE, "a message with %r" % needle)
+
+
+def buttons(msg):
+    kb = (msg.get("reply_markup") or {}).get("inline_keyboard") or []
+    return [[(b["text"], b["callback_data"]) for b in row] for row in kb]
+
+
+def once(r, fake, needle):
+    n = sum(1 for t in texts(fake) if needle in t)
+    r.eq(n, 1, "%r sent exactly once" % needle)
+
+
+def no_violations(r, fake):
+    r.eq(fake.violations(), [], "the fake saw no spec violations")
+
+
+def onboard(r, fake):
+    """/start, then consent, zone and reminder time by buttons."""
+    fake.start_command(USER)
+    consent = wait_text(fake, "Do you agree?")[-1]
+    r.eq(buttons(consent), [[("Yes", "a:setup:1:yes"), ("No", "a:setup:1:no")]],
+         "consent: yes and no side by side")
+    fake.press(USER, data="a:setup:1:yes")
+    zone = wait_text(fake, "Which time zone")[-1]
+    r.eq(buttons(zone), [[("1", "a:setup:2:1")]], "zone: the suggestion")
+    fake.press(USER, data="a:setup:2:1")
+    wait_text(fake, "What time of day")
+    fake.press(USER, data="a:setup:3:1")
+    wait_text(fake, "Thanks! I'll use the time zone UTC")
+    return consent
+
+
+def test_onboarding_by_buttons(r, tmp):
+    with tf.Fake(token=TOKEN) as fake:
+        env, db = setup(tmp, fake)
+        p = start(env)
+        consent = onboard(r, fake)
+        skin = wait_text(fake, "Is the skin over the area intact?")[-1]
+        r.eq([len(row) for row in buttons(skin)], [2], "screening yes/no")
+        fake.press(USER, data="a:screening:1:yes")
+        wait_text(fake, "Anything your clinic should know?")
+        fake.message(USER, "all fine")
+        n_answers = 4
+        fake.wait_for(lambda: len(fake.callback_answers()) >= n_answers,
+                      DEADLINE, "answerCallbackQuery for every press")
+        # A press on the old consent button: answered, not handled.
+        wait_text(fake, "noted that")
+        drained(fake, db)
+        before = len(texts(fake))
+        fake.press(USER, message_id=consent["message_id"],
+                   data="a:setup:1:yes")
+        a = fake.wait_for(lambda: len(fake.callback_answers()) > n_answers
+                          and fake.callback_answers(), DEADLINE,
+                          "the stale press answered")
+        r.check("already answered" in (a[-1].get("text") or ""),
+                "a stale button is told so", a[-1])
+        for q in ("Do you agree?", "Which time zone", "What time of day",
+                  "Is the skin over the area intact?",
+                  "Anything your clinic should know?"):
+            once(r, fake, q)
+        drained(fake, db)
+        stop(r, p)
+        r.eq(len(texts(fake)), before, "the stale press sent nothing")
+        r.eq(db_query(db, "SELECT count(*) FROM inbox"), [(6,)],
+             "the stale press never reached the engine")
+        r.eq(db_query(db, "SELECT count(*) FROM outbox WHERE sent_at = 0"),
+             [(0,)], "the outbox is empty")
+        r.eq(db_query(db, "SELECT chat FROM patients"), [(str(USER),)],
+             "the patient's 64-bit chat id kept exact")
+        no_violations(r, fake)
+        r.eq(integrity(db), "ok", "integrity_check")
+
+
+def test_429_and_500(r, tmp):
+    with tf.Fake(token=TOKEN) as fake:
+        env, db = setup(tmp, fake)
+        p = start(env)
+        fake.wait_polling(DEADLINE)
+        fake.fault("429", method="sendMessage", retry_after=2)
+        fake.start_command(USER)
+        wait_text(fake, "Do you agree?")
+        sends = fake.requests("sendMessage")
+        r.eq([q["status"] for q in sends[:2]], [429, 200],
+             "a 429, then the message after retry_after")
+        fake.fault("500", method="sendMessage")
+        fake.press(USER, data="a:setup:1:yes")
+        wait_text(fake, "Which time zone")
+        r.check(any(q["status"] == 500 for q in
+                    fake.requests("sendMessage")), "a 500 was injected")
+        once(r, fake, "Do you agree?")
+        once(r, fake, "Which time zone")
+        stop(r, p)
+        no_violations(r, fake)
+        r.check(TOKEN.split(":")[1] not in p.stderr_text(),
+                "the token is never logged")
+
+
+def test_restart_loses_and_repeats_nothing(r, tmp):
+    with tf.Fake(token=TOKEN) as fake:
+        env, db = setup(tmp, fake)
+        p = start(env, "first")
+        fake.start_command(USER)
+        wait_text(fake, "Do you agree?")
+        fake.press(USER, data="a:setup:1:yes")
+        wait_text(fake, "Which time zone")
+        drained(fake, db)
+        stop(r, p)
+        # While the daemon is down the patient goes on.
+        fake.press(USER, data="a:setup:2:1")
+        fake.message(USER, "/help")
+        last = fake.message(USER, "/help")["update_id"]
+        p2 = start(env, "second")
+        wait_text(fake, "What time of day")
+        fake.wait_confirmed(last, DEADLINE)
+        fake.press(USER, data="a:setup:3:1")
+        wait_text(fake, "Thanks! I'll use the time zone UTC")
+        drained(fake, db)
+        stop(r, p2)
+        # Once more: updates confirmed or not, none is handled twice.
+        p3 = start(env, "third")
+        fake.message(USER, "/help")
+        db_wait(db, "SELECT count(*) FROM inbox", lambda n: n >= 7,
+                "the last message stored")
+        drained(fake, db)
+        stop(r, p3)
+        r.eq(db_query(db, "SELECT count(*), count(DISTINCT external_id) "
+                      "FROM inbox WHERE adapter = 'telegram'"), [(7, 7)],
+             "every update stored once")
+        for q in ("Do you agree?", "Which time zone", "What time of day",
+                  "Thanks! I'll use"):
+            once(r, fake, q)
+        r.eq(db_query(db, "SELECT count(*) FROM outbox WHERE sent_at = 0"),
+             [(0,)], "the outbox is empty")
+        no_violations(r, fake)
+        r.eq(integrity(db), "ok", "integrity_check")
+
+
+def test_escalation_and_blocked(r, tmp):
+    clinic = -1001234567890
+    with tf.Fake(token=TOKEN) as fake:
+        fake.add_group(clinic, "Clinic")
+        env, db = setup(tmp, fake, STRIGIL_TELEGRAM_CLINICIAN_CHAT=clinic)
+        p = start(env)
+        onboard(r, fake)
+        wait_text(fake, "Is the skin over the area intact?")
+        fake.press(USER, data="a:screening:1:no")
+        wait_text(fake, "Anything your clinic should know?")
+        fake.message(USER, "it is scratched")
+        esc = fake.wait_sent(clinic, 1, DEADLINE)
+        r.check("skin not intact" in esc[0]["text"],
+                "the escalation reaches the clinician chat", esc[0]["text"])
+        drained(fake, db)
+        # The patient blocks the bot while a reply waits out a 429.
+        fake.fault("429", method="sendMessage", retry_after=2)
+        n = len(fake.requests("sendMessage"))
+        fake.message(USER, "/help")
+        fake.wait_requests("sendMessage", n + 1, DEADLINE)
+        fake.block(USER, notify=False)
+        drained(fake, db)
+        r.eq([q["status"] for q in fake.requests("sendMessage")[n:]],
+             [429, 403], "429, then 403 once, and no more tries")
+        r.eq(db_query(db, "SELECT unreachable FROM patients"), [(1,)],
+             "a blocked bot marks the patient unreachable")
+        stop(r, p)
+        no_violations(r, fake)
+
+
+def test_wrong_token(r, tmp):
+    with tf.Fake(token=TOKEN) as fake:
+        env, db = setup(tmp, fake)
+        env["STRIGIL_TELEGRAM_TOKEN"] = "987654321:AAwrong-token"
+        p = start(env)
+        p.expect_err(r"event=telegram_unauthorized")
+        stop(r, p)
+        r.eq(p.stderr_text().count("event=telegram_unauthorized"), 1,
+             "one clear log line")
+        r.lacks(p.stderr_text(), "telegram_poll_failed",
+                "no retrying after a 401")
+        r.check("AAwrong-token" not in p.stderr_text(),
+                "the token is never logged")
+
+
+if __name__ == "__main__":
+    sys.exit(Runner().run([
+        test_onboarding_by_buttons,
+        test_429_and_500,
+        test_restart_loses_and_repeats_nothing,
+        test_escalation_and_blocked,
+        test_wrong_token,
+    ]))
