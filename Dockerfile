@@ -28,17 +28,16 @@ RUN if [ "$UNIT_TESTS" = 1 ]; then \
 
 # The container's config: the documented default file with container paths.
 # Each substitution is checked, so a change to the file fails the build here
-# rather than shipping a config that points somewhere else.
+# rather than shipping a config that points somewhere else. The console and
+# the listen address are set by the image's environment below.
 RUN set -e; mkdir -p /out/etc/strigil; out=/out/etc/strigil/strigil.conf.lua; \
     sed -e 's|^database = .*|database = "/data/strigil.db"|' \
         -e 's|^protocols = .*|protocols = "/etc/strigil/protocols"|' \
         -e 's|^lang_dir = .*|lang_dir = "/usr/share/strigil/lang"|' \
-        -e 's|^console = .*|console = false|' \
-        -e 's|^\([[:space:]]*listen = \).*|\1"0.0.0.0",|' \
         config/strigil.conf.lua > "$out"; \
     for want in '^database = "/data/strigil.db"$' \
         '^protocols = "/etc/strigil/protocols"$' \
-        '^lang_dir = "/usr/share/strigil/lang"$' '^console = false$'; do \
+        '^lang_dir = "/usr/share/strigil/lang"$'; do \
       grep -q "$want" "$out" || { echo "Dockerfile: $out lacks $want" >&2; exit 1; }; \
     done; \
     cp -r scripts/protocols /out/etc/strigil/protocols; \
