@@ -579,7 +579,10 @@ engine_op_failed(struct engine_op *op, const char *what, int64_t id)
 	log_error("event=protocol_error protocol=%s patient=%lld %s=%lld "
 	    "error=%s", op->p != NULL ? op->p->id : "-", (long long)op->pt.id,
 	    what, (long long)id, log_q(op->error));
-	if (op->has_pt)	/* as a `message` event too: simulate shows it */
+	/* Everyone who wrote hears back, a newcomer too: engine_inbound()
+	 * fills in where a message came from before the patient exists. As a
+	 * `message` event too, so simulate shows it. */
+	if (op->pt.chat[0] != '\0')
 		engine_say(op, "holding", NULL);
 	/* A failed job stalls the course until the protocol is fixed and
 	 * reloaded: the clinician must know, not only the log. */

@@ -181,8 +181,8 @@ engine_cmd_start_invite(struct engine_op *op, const char *arg)
 	/* A valid code for a protocol that is not loaded (removed from the
 	 * folder, a failed reload): nothing is enrolled and the use is kept,
 	 * so the same code works once the operator, told by the log, fixes
-	 * it. Not a protocol failure: the patient may not exist yet, and a
-	 * newcomer must hear something. The code itself is never logged. */
+	 * it; the patient is told to try the same link later, which is more
+	 * than the generic holding message says. The code is never logged. */
 	if ((p = engine_protocol(op->e, inv.protocol)) == NULL) {
 		log_error("event=invite_protocol_missing protocol=%s",
 		    inv.protocol);

@@ -129,6 +129,10 @@ static const char *store_migrations[] = {
 	"  expires_at INTEGER NOT NULL,"
 	"  uses_left INTEGER NOT NULL);"
 	"ALTER TABLE enrolments ADD COLUMN invite TEXT;",
+	/* 4: why a message was given up (a blocked bot, no clinician chat);
+	 * NULL when it was delivered. Such a row also leaves the queue
+	 * (sent_at), but the record never claims a delivery. */
+	"ALTER TABLE outbox ADD COLUMN failed TEXT;",
 };
 #define STORE_NMIGRATIONS \
 	((int)(sizeof store_migrations / sizeof store_migrations[0]))
@@ -146,6 +150,7 @@ enum store_sql {
 	SQL_ANSWER_INSERT,
 	SQL_INBOX_INSERT, SQL_INBOX_CLOSE,
 	SQL_OUTBOX_INSERT, SQL_OUTBOX_NEXT, SQL_OUTBOX_SENT, SQL_OUTBOX_RETRY,
+	SQL_OUTBOX_DROP,
 	SQL_OUTBOX_DEPTH,
 	SQL_JOB_INSERT, SQL_JOB_NEXT_DUE, SQL_JOB_TAKE, SQL_JOB_CLOSE,
 	SQL_JOB_CANCEL, SQL_JOB_CANCEL2, SQL_JOB_CANCEL_ALL, SQL_JOB_PENDING, SQL_JOB_COUNT,
@@ -231,6 +236,8 @@ static const char *store_sql_text[SQL_COUNT] = {
 	[SQL_OUTBOX_NEXT] = "SELECT id, patient_id, adapter, chat, body, meta,"
 	    " attempts FROM outbox WHERE adapter = ?1 AND sent_at = 0"
 	    " AND not_before <= ?2 ORDER BY id LIMIT 1",
+	[SQL_OUTBOX_DROP] = "UPDATE outbox SET sent_at = ?2, failed = ?3,"
+	    " attempts = attempts + 1 WHERE id = ?1",
 	[SQL_OUTBOX_SENT] = "UPDATE outbox SET sent_at = ?2,"
 	    " attempts = attempts + 1 WHERE id = ?1",
 	[SQL_OUTBOX_RETRY] = "UPDATE outbox SET not_before = ?2,"
@@ -1051,6 +1058,19 @@ store_outbox_sent(struct store *s, int64_t id, int64_t t)
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, t);
 	return store_exec(s, st, "outbox_sent");
+}
+
+int
+store_outbox_drop(struct store *s, int64_t id, int64_t t, const char *why)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_OUTBOX_DROP);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, t);
+	store_bind_text(st, 3, why);
+	return store_exec(s, st, "outbox_drop");
 }
 
 int

@@ -178,6 +178,11 @@ int	store_outbox_insert(struct store *s, int64_t patient_id,
 int	store_outbox_next(struct store *s, const char *adapter, int64_t now,
 	    struct store_out *o);
 int	store_outbox_sent(struct store *s, int64_t id, int64_t t);
+/* Gives a message up for good (the chat blocked the bot, no clinician chat
+ * is configured): it leaves the queue with `why` recorded, and is never
+ * counted as delivered. */
+int	store_outbox_drop(struct store *s, int64_t id, int64_t t,
+	    const char *why);
 int	store_outbox_retry(struct store *s, int64_t id, int64_t not_before);
 int	store_outbox_depth(struct store *s, int64_t *n);
 void	store_out_clear(struct store_out *o);

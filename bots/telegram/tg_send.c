@@ -291,6 +291,13 @@ tg_mark_sent(struct telegram *t, int64_t id)
 		metrics_adapter_count(TG_ADAPTER, METRICS_SENT, 1);
 }
 
+/* Out of the queue, but recorded as not delivered. */
+static void
+tg_mark_dropped(struct telegram *t, int64_t id, const char *why)
+{
+	store_outbox_drop(engine_store(t->e), id, clock_now(), why);
+}
+
 /* The end of the part starting at `off`: at most TG_TEXT_MAX bytes, at a
  * line break when one is near, never inside a UTF-8 sequence. */
 static size_t
@@ -373,8 +380,9 @@ tg_next(struct telegram *t, int64_t now)
 	    &row) != 0)
 		return -1;
 	if (tg_destination(t, &row, &chat) != 0 || row.body[0] == '\0') {
-		/* Never deliverable: handled, or it would block the queue. */
-		tg_mark_sent(t, row.id);
+		/* Never deliverable: out of the queue, or it would block
+		 * it; recorded as undelivered. */
+		tg_mark_dropped(t, row.id, "undeliverable");
 		store_out_clear(&row);
 		return 1;
 	}
@@ -460,7 +468,7 @@ tg_send_failed(struct telegram *t, struct tg_chat *c,
 	}
 	if (r->error == 0 && r->status == 403) {
 		tg_blocked(t, &o->row);
-		tg_mark_sent(t, o->row.id);
+		tg_mark_dropped(t, o->row.id, "blocked");
 		return;
 	}
 	/* Network errors, 5xx, and anything else: try again later. */

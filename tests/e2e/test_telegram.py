@@ -254,6 +254,9 @@ def test_escalation_and_blocked(r, tmp):
              [429, 403], "429, then 403 once, and no more tries")
         r.eq(db_query(db, "SELECT unreachable FROM patients"), [(1,)],
              "a blocked bot marks the patient unreachable")
+        r.eq(db_query(db, "SELECT count(*) FROM outbox WHERE failed = "
+                      "'blocked'"), [(1,)],
+             "the message is recorded as not delivered, not as sent")
         stop(r, p)
         no_violations(r, fake)
 

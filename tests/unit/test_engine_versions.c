@@ -494,16 +494,18 @@ test_migration(void)
 		return;
 	enrol(&w, "a", T0);
 	world_close(&w);
-	/* As schema 1 left it (3 added invites and enrolments.invite). */
+	/* As schema 1 left it (3 added invites and enrolments.invite, 4
+	 * outbox.failed). */
 	CHECK_INT(raw_exec(db, "DROP TABLE protocol_versions; "
 	    "DROP TABLE invites; ALTER TABLE enrolments DROP COLUMN invite; "
+	    "ALTER TABLE outbox DROP COLUMN failed; "
 	    "PRAGMA user_version = 1;"), 0);
 	CHECK_INT(raw_int(db, "PRAGMA user_version"), 1);
 
 	write_proto(proto_path, 2, "two two", "", "");
 	if (world_open(&w, db) != 0)
 		return;
-	CHECK_INT(store_schema_version(w.st), 3);
+	CHECK_INT(store_schema_version(w.st), 4);
 	CHECK_INT(version_of(&w, "a"), 1);
 	CHECK(reply_has(&w, "a", "hello", "two two", T0));
 	world_close(&w);

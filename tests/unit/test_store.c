@@ -105,7 +105,7 @@ test_fresh_memory(void)
 	struct store	*s = open_mem();
 	int64_t		 n = -1;
 
-	CHECK_INT(store_schema_version(s), 3);
+	CHECK_INT(store_schema_version(s), 4);
 	CHECK_INT(store_job_count(s, &n), 0);
 	CHECK_INT(n, 0);
 	CHECK_INT(store_outbox_depth(s, &n), 0);
@@ -124,7 +124,7 @@ test_file_reopen(void)
 	CHECK_INT(store_open(&s, path, &cause), 0);
 	if (s == NULL)
 		return;
-	CHECK_INT(store_schema_version(s), 3);
+	CHECK_INT(store_schema_version(s), 4);
 	new_patient(s, &p, "c1");
 	store_close(s);
 
@@ -133,7 +133,7 @@ test_file_reopen(void)
 	CHECK_INT(store_open(&s, path, &cause), 0);
 	if (s == NULL)
 		return;
-	CHECK_INT(store_schema_version(s), 3);
+	CHECK_INT(store_schema_version(s), 4);
 	CHECK_INT(store_patient_find(s, "console", "c1", &q), 0);
 	CHECK_INT(q.id, p.id);
 	CHECK_STR(q.tz, "Europe/Berlin");
@@ -142,7 +142,7 @@ test_file_reopen(void)
 
 	/* WAL on file databases; the mode is persistent, so a plain
 	 * connection sees it. */
-	CHECK_INT(raw_int(path, "PRAGMA user_version"), 3);
+	CHECK_INT(raw_int(path, "PRAGMA user_version"), 4);
 	{
 		sqlite3		*db;
 		sqlite3_stmt	*st;
@@ -460,6 +460,12 @@ test_outbox(void)
 	CHECK_INT(store_outbox_next(s, "console", 100, &o), 0);
 	CHECK_INT(o.id, b);
 	store_out_clear(&o);
+
+	/* Given up: out of the queue, and never counted as delivered. */
+	CHECK_INT(store_outbox_drop(s, b, 170, "blocked"), 0);
+	CHECK_INT(store_outbox_next(s, "console", 1000, &o), STORE_NOTFOUND);
+	CHECK_INT(store_outbox_depth(s, &n), 0);
+	CHECK_INT(n, 0);
 	store_close(s);
 }
 
