@@ -29,6 +29,7 @@
 #include "protocol.h"
 #include "store.h"
 #include "test.h"
+#include "test_db.h"
 
 #define T0	INT64_C(1772352000)	/* 2026-03-01T08:00:00Z */
 #define HOUR	INT64_C(3600)
@@ -194,57 +195,6 @@ version_of(struct world *w, const char *chat)
 	}
 	store_patient_clear(&p);
 	return v;
-}
-
-static long long
-raw_int(const char *path, const char *sql)
-{
-	sqlite3		*db;
-	sqlite3_stmt	*st;
-	long long	 v = -1;
-
-	if (sqlite3_open(path, &db) != SQLITE_OK)
-		return -1;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	} else
-		fprintf(stderr, "raw_int: %s\n", sqlite3_errmsg(db));
-	sqlite3_close(db);
-	return v;
-}
-
-static char *
-raw_text(const char *path, const char *sql)
-{
-	sqlite3		*db;
-	sqlite3_stmt	*st;
-	char		*v = NULL;
-
-	if (sqlite3_open(path, &db) != SQLITE_OK)
-		return NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW &&
-		    sqlite3_column_text(st, 0) != NULL)
-			v = strdup((const char *)sqlite3_column_text(st, 0));
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(db);
-	return v;
-}
-
-static int
-raw_exec(const char *path, const char *sql)
-{
-	sqlite3	*db;
-	int	 rc;
-
-	if (sqlite3_open(path, &db) != SQLITE_OK)
-		return -1;
-	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-	sqlite3_close(db);
-	return rc == SQLITE_OK ? 0 : -1;
 }
 
 /* The error the health check shows for the protocol, or NULL. */

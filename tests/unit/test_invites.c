@@ -25,6 +25,7 @@
 #include "log.h"
 #include "store.h"
 #include "test.h"
+#include "test_db.h"
 
 #define T0	INT64_C(1772352000)	/* 2026-03-01T08:00:00Z */
 #define DAY	INT64_C(86400)
@@ -173,25 +174,6 @@ uses_left(struct world *w, const char *code)
 	if (store_invite_get(w->st, code, &inv) != 0)
 		return -100;
 	return inv.uses_left;
-}
-
-static long long
-raw_int(const char *path, const char *sql)
-{
-	sqlite3		*db;
-	sqlite3_stmt	*st;
-	long long	 v = -1;
-
-	if (sqlite3_open(path, &db) != SQLITE_OK)
-		return -1;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	} else
-		fprintf(stderr, "raw_int: %s\n", sqlite3_errmsg(db));
-	sqlite3_close(db);
-	return v;
 }
 
 /* The protocol of the patient's current course, or "" if none. */

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "store.h"
 #include "test.h"
+#include "test_db.h"
 
 static char	test_dir[] = "/tmp/strigil-store-XXXXXX";
 
@@ -49,25 +50,6 @@ open_mem(void)
 		exit(2);
 	}
 	return s;
-}
-
-/* Runs a one-value query on the file database with a second connection. */
-static long long
-raw_int(const char *path, const char *sql)
-{
-	sqlite3		*db;
-	sqlite3_stmt	*st;
-	long long	 v = -1;
-
-	if (sqlite3_open(path, &db) != SQLITE_OK)
-		return -1;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(db);
-	return v;
 }
 
 static void

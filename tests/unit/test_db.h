@@ -1,0 +1,71 @@
+/*
+ * test_db.h: looking into a test's database file from the side.
+ *
+ * The tests check what the store wrote through a second SQLite connection,
+ * as an operator with the sqlite3 shell would, instead of trusting the
+ * store's own reads. Static inline so a test file may use any subset.
+ */
+#ifndef STRIGIL_TEST_DB_H
+#define STRIGIL_TEST_DB_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+/* The first column of the first row of `sql` as an integer, or -1. */
+static inline long long
+raw_int(const char *path, const char *sql)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	long long	 v = -1;
+
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	} else
+		fprintf(stderr, "raw_int: %s\n", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	return v;
+}
+
+/* The same as text (caller frees), or NULL. */
+static inline char *
+raw_text(const char *path, const char *sql)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	char		*v = NULL;
+
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_text(st, 0) != NULL)
+			v = strdup((const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return v;
+}
+
+/* Runs statements that return nothing; 0 or -1. */
+static inline int
+raw_exec(const char *path, const char *sql)
+{
+	sqlite3	*db;
+	int	 rc;
+
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return -1;
+	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+#endif
