@@ -660,9 +660,38 @@ engine_msg_handle(struct engine_op *op, void *arg)
 	return rc;
 }
 
+/* Writes the adapter's cursor in its own transaction, for an update the
+ * engine did not take (seen before, or nothing for a patient). */
+int
+engine_cursor(struct engine *e, const struct engine_cursor *cur, int64_t now)
+{
+	if (cur == NULL || cur->key == NULL)
+		return 0;
+	if (store_begin(e->st) != 0)
+		return -1;
+	if (store_kv_set(e->st, cur->key, cur->value, now) != 0) {
+		store_rollback(e->st);
+		return -1;
+	}
+	if (store_commit(e->st) != 0) {
+		store_rollback(e->st);
+		return -1;
+	}
+	return 0;
+}
+
 int
 engine_inbound(struct engine *e, const char *adapter, const char *chat,
     const char *external_id, const char *text, int64_t now)
+{
+	return engine_inbound_at(e, adapter, chat, external_id, text, NULL,
+	    now);
+}
+
+int
+engine_inbound_at(struct engine *e, const char *adapter, const char *chat,
+    const char *external_id, const char *text,
+    const struct engine_cursor *cur, int64_t now)
 {
 	struct engine_op	 op = { .e = e, .now = now };
 	struct engine_msg	 m = { adapter, chat, text };
@@ -676,8 +705,10 @@ engine_inbound(struct engine *e, const char *adapter, const char *chat,
 	if (rc == STORE_DUPLICATE) {
 		store_rollback(e->st);
 		e->stats.duplicates++;
-		return 1;
+		return engine_cursor(e, cur, now) != 0 ? -1 : 1;
 	}
+	if (rc == 0 && cur != NULL && cur->key != NULL)
+		rc = store_kv_set(e->st, cur->key, cur->value, now);
 	if (rc != 0)
 		return engine_finish_tx(e, -1);
 	e->stats.inbound++;

@@ -88,6 +88,24 @@ void	engine_set_observer(struct engine *e, engine_observer_fn *fn, void *ud);
 int	engine_inbound(struct engine *e, const char *adapter, const char *chat,
 	    const char *external_id, const char *text, int64_t now);
 
+/* An adapter's receive cursor (store_kv key and value: a poll offset, a
+ * sync token). */
+struct engine_cursor {
+	const char	*key;
+	const char	*value;
+};
+/* As engine_inbound(), and writes `cur` (if not NULL) in the message's own
+ * transaction, so the message and the cursor past it commit together:
+ * after a crash nothing is lost and nothing is handled twice. For a message
+ * seen before, the cursor is written on its own. */
+int	engine_inbound_at(struct engine *e, const char *adapter,
+	    const char *chat, const char *external_id, const char *text,
+	    const struct engine_cursor *cur, int64_t now);
+/* Writes a cursor in a transaction of its own (an update with nothing for
+ * the engine). 0 or -1. */
+int	engine_cursor(struct engine *e, const struct engine_cursor *cur,
+	    int64_t now);
+
 /* The clinician lifts a clinical hold (ctx.pause, e.g. after clearing a
  * relative contraindication): the course goes on and the protocol's
  * `resumed` handler runs with ev.by = "clinician". Returns 0, 1 if the

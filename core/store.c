@@ -133,6 +133,13 @@ static const char *store_migrations[] = {
 	 * NULL when it was delivered. Such a row also leaves the queue
 	 * (sent_at), but the record never claims a delivery. */
 	"ALTER TABLE outbox ADD COLUMN failed TEXT;",
+	/* 5: small named values the adapters keep across restarts: the
+	 * Telegram getUpdates offset, the Matrix sync token and device. A
+	 * cursor is written in the transaction of the update it follows. */
+	"CREATE TABLE kv ("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL,"
+	"  updated_at INTEGER NOT NULL);",
 };
 #define STORE_NMIGRATIONS \
 	((int)(sizeof store_migrations / sizeof store_migrations[0]))
@@ -159,6 +166,7 @@ enum store_sql {
 	SQL_PVERSION_GET, SQL_PVERSION_MAX, SQL_PVERSION_INSERT,
 	SQL_INVITE_INSERT, SQL_INVITE_GET, SQL_INVITE_CONSUME,
 	SQL_ENROL_INVITE,
+	SQL_KV_GET, SQL_KV_SET,
 	SQL_COUNT
 };
 
@@ -288,6 +296,10 @@ static const char *store_sql_text[SQL_COUNT] = {
 	    " WHEN uses_left < 0 THEN uses_left ELSE uses_left - 1 END"
 	    " WHERE code = ?1 AND expires_at > ?2 AND uses_left != 0",
 	[SQL_ENROL_INVITE] = "UPDATE enrolments SET invite = ?2 WHERE id = ?1",
+	[SQL_KV_GET] = "SELECT value FROM kv WHERE key = ?1",
+	[SQL_KV_SET] = "INSERT INTO kv (key, value, updated_at)"
+	    " VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE"
+	    " SET value = excluded.value, updated_at = excluded.updated_at",
 };
 
 struct store {
@@ -1406,6 +1418,40 @@ store_enrolment_set_invite(struct store *s, int64_t id, const char *code)
 	sqlite3_bind_int64(st, 1, id);
 	store_bind_opt(st, 2, code);
 	return store_exec(s, st, "enrolment_invite");
+}
+
+/* ---- adapter state ------------------------------------------------ */
+
+int
+store_kv_get(struct store *s, const char *key, char **value)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_KV_GET);
+	int		 rc;
+
+	*value = NULL;
+	if (st == NULL)
+		return -1;
+	store_bind_text(st, 1, key);
+	if ((rc = store_row(s, st, "kv_get")) != 0)
+		return rc;
+	*value = store_dup(st, 0);
+	if (*value == NULL)
+		*value = xstrdup("");
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_kv_set(struct store *s, const char *key, const char *value, int64_t t)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_KV_SET);
+
+	if (st == NULL)
+		return -1;
+	store_bind_text(st, 1, key);
+	store_bind_text(st, 2, value);
+	sqlite3_bind_int64(st, 3, t);
+	return store_exec(s, st, "kv_set");
 }
 
 /* ---- health and metrics ------------------------------------------- */

@@ -266,4 +266,14 @@ int	store_invite_consume(struct store *s, const char *code, int64_t now);
 int	store_enrolment_set_invite(struct store *s, int64_t id,
 	    const char *code);
 
+/*
+ * Adapter state: small named values kept across restarts (a poll offset, a
+ * sync token, a device id). Keys are "<adapter>.<name>". _get gives a copy
+ * the caller frees, or STORE_NOTFOUND (and NULL). _set writes inside the
+ * caller's transaction, so a cursor commits with the update it follows.
+ */
+int	store_kv_get(struct store *s, const char *key, char **value);
+int	store_kv_set(struct store *s, const char *key, const char *value,
+	    int64_t t);
+
 #endif

@@ -14,6 +14,9 @@
 
 #include <sqlite3.h>
 
+/* The schema version the store migrates to: bump with each migration. */
+#define SCHEMA_LATEST	5
+
 /* The first column of the first row of `sql` as an integer, or -1. */
 static inline long long
 raw_int(const char *path, const char *sql)

@@ -345,6 +345,41 @@ test_duplicate(void)
 	world_close(&w);
 }
 
+/* The cursor commits with the message, on its own for a duplicate, and
+ * with a message whose handler failed (that one is kept as failed). */
+static void
+test_cursor(void)
+{
+	struct world		 w;
+	struct engine_cursor	 c1 = { "t.offset", "1" };
+	struct engine_cursor	 c2 = { "t.offset", "2" };
+	struct engine_cursor	 c3 = { "t.offset", "3" };
+	char			*v;
+
+	clock_init(CLOCK_MANUAL, T0);
+	if (world_open(&w, ":memory:") != 0)
+		return;
+	CHECK_INT(engine_inbound_at(w.e, AD, "1", "u1", "/start", &c1, T0), 0);
+	CHECK_INT(store_kv_get(w.st, "t.offset", &v), 0);
+	CHECK_STR(v, "1");
+	free(v);
+	CHECK_INT(engine_inbound_at(w.e, AD, "1", "u1", "/start", &c2, T0), 1);
+	CHECK_INT(store_kv_get(w.st, "t.offset", &v), 0);
+	CHECK_STR(v, "2");
+	free(v);
+	enrol(&w, "2", T0);
+	CHECK_INT(engine_inbound_at(w.e, AD, "2", "u3", "boom", &c3, T0 + 1),
+	    0);
+	CHECK_INT(store_kv_get(w.st, "t.offset", &v), 0);
+	CHECK_STR(v, "3");
+	free(v);
+	CHECK_INT(engine_cursor(w.e, &c1, T0 + 2), 0);
+	CHECK_INT(store_kv_get(w.st, "t.offset", &v), 0);
+	CHECK_STR(v, "1");
+	free(v);
+	world_close(&w);
+}
+
 static void
 test_handler_error(void)
 {
@@ -606,6 +641,7 @@ main(void)
 	}
 	TEST(test_enrol);
 	TEST(test_duplicate);
+	TEST(test_cursor);
 	TEST(test_handler_error);
 	TEST(test_min_interval);
 	TEST(test_restart);

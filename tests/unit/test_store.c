@@ -87,7 +87,7 @@ test_fresh_memory(void)
 	struct store	*s = open_mem();
 	int64_t		 n = -1;
 
-	CHECK_INT(store_schema_version(s), 4);
+	CHECK_INT(store_schema_version(s), SCHEMA_LATEST);
 	CHECK_INT(store_job_count(s, &n), 0);
 	CHECK_INT(n, 0);
 	CHECK_INT(store_outbox_depth(s, &n), 0);
@@ -106,7 +106,7 @@ test_file_reopen(void)
 	CHECK_INT(store_open(&s, path, &cause), 0);
 	if (s == NULL)
 		return;
-	CHECK_INT(store_schema_version(s), 4);
+	CHECK_INT(store_schema_version(s), SCHEMA_LATEST);
 	new_patient(s, &p, "c1");
 	store_close(s);
 
@@ -115,7 +115,7 @@ test_file_reopen(void)
 	CHECK_INT(store_open(&s, path, &cause), 0);
 	if (s == NULL)
 		return;
-	CHECK_INT(store_schema_version(s), 4);
+	CHECK_INT(store_schema_version(s), SCHEMA_LATEST);
 	CHECK_INT(store_patient_find(s, "console", "c1", &q), 0);
 	CHECK_INT(q.id, p.id);
 	CHECK_STR(q.tz, "Europe/Berlin");
@@ -124,7 +124,7 @@ test_file_reopen(void)
 
 	/* WAL on file databases; the mode is persistent, so a plain
 	 * connection sees it. */
-	CHECK_INT(raw_int(path, "PRAGMA user_version"), 4);
+	CHECK_INT(raw_int(path, "PRAGMA user_version"), SCHEMA_LATEST);
 	{
 		sqlite3		*db;
 		sqlite3_stmt	*st;
@@ -633,6 +633,29 @@ test_events(void)
 	store_close(s);
 }
 
+static void
+test_kv(void)
+{
+	struct store	*s = open_mem();
+	char		*v;
+
+	CHECK_INT(store_kv_get(s, "tg.offset", &v), STORE_NOTFOUND);
+	CHECK(v == NULL);
+	CHECK_INT(store_kv_set(s, "tg.offset", "41", 1), 0);
+	CHECK_INT(store_kv_set(s, "tg.offset", "42", 2), 0);
+	CHECK_INT(store_kv_get(s, "tg.offset", &v), 0);
+	CHECK_STR(v, "42");
+	free(v);
+	/* A rolled-back transaction takes its cursor with it. */
+	CHECK_INT(store_begin(s), 0);
+	CHECK_INT(store_kv_set(s, "tg.offset", "43", 3), 0);
+	CHECK_INT(store_rollback(s), 0);
+	CHECK_INT(store_kv_get(s, "tg.offset", &v), 0);
+	CHECK_STR(v, "42");
+	free(v);
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -657,6 +680,7 @@ main(void)
 	TEST(test_rollback);
 	TEST(test_rollback_file);
 	TEST(test_events);
+	TEST(test_kv);
 	rmdir(test_dir);
 	return TEST_END();
 }
