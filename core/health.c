@@ -19,6 +19,21 @@
 #define HEALTH_ADAPTERS_MAX	8
 /* The scheduler is stuck if its timer has not woken for this long. */
 #define HEALTH_SCHED_STALE_NS	(3 * (uint64_t)SCHED_MAX_SLEEP_MS * 1000000)
+/* A probe takes the write lock; one a second is plenty for a monitor. */
+#define HEALTH_PROBE_TTL_NS	1000000000ULL
+
+/* Whether the database takes writes, probed at most once a TTL. */
+static int
+health_db_ok(struct health_source *src)
+{
+	uint64_t	now = clock_mono_ns();
+
+	if (src->probe_ns == 0 || now - src->probe_ns >= HEALTH_PROBE_TTL_NS) {
+		src->probe_ok = store_probe_write(engine_store(src->e)) == 0;
+		src->probe_ns = now;
+	}
+	return src->probe_ok;
+}
 
 static void
 health_protocols(cJSON *root, struct engine *e, int *failed)
@@ -68,14 +83,14 @@ static int
 health_get(const struct http_request *req, struct http_response *res,
     void *ud)
 {
-	const struct health_source	*src = ud;
+	struct health_source		*src = ud;
 	cJSON				*root;
 	char				*text;
 	int				 db_ok, sched_ok, failed = 0;
 	uint64_t			 idle;
 
 	(void)req;
-	db_ok = store_probe_write(engine_store(src->e)) == 0;
+	db_ok = health_db_ok(src);
 	idle = clock_mono_ns() - sched_last_wake(src->sched);
 	sched_ok = idle <= HEALTH_SCHED_STALE_NS;
 
@@ -130,12 +145,12 @@ health_metrics(const struct http_request *req, struct http_response *res,
 }
 
 int
-health_routes(struct http_server *srv, const struct health_source *src)
+health_routes(struct http_server *srv, struct health_source *src)
 {
 	int	rc;
 
 	if ((rc = http_route(srv, "GET", "/healthz", health_get,
-	    (void *)src)) != 0)
+	    src)) != 0)
 		return rc;
-	return http_route(srv, "GET", "/metrics", health_metrics, (void *)src);
+	return http_route(srv, "GET", "/metrics", health_metrics, src);
 }

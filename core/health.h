@@ -7,8 +7,9 @@
  *    "adapters":[{"name":"console","connected":true}],
  *    "protocols":[{"id":"iastm_home","version":3,"path":"...","error":null}]}
  *
- * with 200 while the database takes a write (in a transaction rolled back)
- * and the scheduler's timer has woken within 3 x SCHED_MAX_SLEEP_MS, 503
+ * with 200 while the database takes a write (in a transaction rolled back;
+ * probed at most once a second, so a monitor polling hard costs the
+ * patients' events nothing) and the scheduler's timer has woken within 3 x SCHED_MAX_SLEEP_MS, 503
  * ("failing") otherwise. A protocol whose last reload failed makes it
  * "degraded", still 200: its old version runs on, and "error" says why
  * (file:line). /metrics is metrics_render()'s text. Neither shows patient
@@ -38,9 +39,13 @@ struct health_source {
 	double			 started;	/* Unix seconds */
 	health_adapters_fn	*adapters;	/* may be NULL */
 	void			*ud;
+
+	/* The last database probe, kept by health.c. */
+	uint64_t		 probe_ns;	/* clock_mono_ns() of it; 0: none */
+	int			 probe_ok;
 };
 
 /* Registers both routes; `src` must outlive the server. 0 or a uv error. */
-int	health_routes(struct http_server *srv, const struct health_source *src);
+int	health_routes(struct http_server *srv, struct health_source *src);
 
 #endif

@@ -137,22 +137,35 @@ http_reason(int status)
 	return strcmp(s, "<unknown>") == 0 ? "Unknown" : s;
 }
 
+/* 1xx, 204 and 304 answers never carry a body, nor (1xx, 204) a
+ * Content-Length (RFC 9110 8.6, 15.3.5, 15.4.5). */
+int
+http_status_bodiless(int status)
+{
+	return (status >= 100 && status < 200) || status == 204 ||
+	    status == 304;
+}
+
 char *
 http_response_head(const struct http_response *res, size_t body_len,
     int keep_alive, size_t *len)
 {
-	char	*head;
+	char	*head, *framing;
 
+	if (http_status_bodiless(res->status))
+		framing = xstrdup("");
+	else
+		framing = xasprintf("Content-Type: %s\r\n"
+		    "Content-Length: %zu\r\n", res->content_type != NULL ?
+		    res->content_type : "text/plain; charset=utf-8", body_len);
 	head = xasprintf("HTTP/1.1 %d %s\r\n"
-	    "Content-Type: %s\r\n"
-	    "Content-Length: %zu\r\n"
+	    "%s"
 	    "%s"
 	    "Connection: %s\r\n"
-	    "\r\n", res->status, http_reason(res->status),
-	    res->content_type != NULL ? res->content_type :
-	    "text/plain; charset=utf-8", body_len,
+	    "\r\n", res->status, http_reason(res->status), framing,
 	    res->headers != NULL ? res->headers : "",
 	    keep_alive ? "keep-alive" : "close");
+	free(framing);
 	*len = strlen(head);
 	return head;
 }

@@ -179,6 +179,8 @@ conn_send(struct http_conn *c, struct http_response *res, int head_only,
 	char	*head, *body = NULL;
 	size_t	 hlen, blen = res->len;
 
+	if (http_status_bodiless(res->status))
+		head_only = 1;
 	head = http_response_head(res, blen, keep_alive, &hlen);
 	if (!head_only) {
 		body = res->body;	/* the write takes it */

@@ -77,6 +77,8 @@ void	http_buf_free(struct http_buf *b);
 /* Runs the request through the routes into `res` (404, 405, 500 too). */
 void	http_dispatch(struct http_server *srv, const struct http_request *req,
 	    struct http_response *res);
+/* 1 for a status whose answer has no body (1xx, 204, 304). */
+int	 http_status_bodiless(int status);
 /* Builds the status line and headers; the caller frees the result. */
 char	*http_response_head(const struct http_response *res, size_t body_len,
 	    int keep_alive, size_t *len);

@@ -180,6 +180,30 @@ def test_healthz(r, tmp):
          [(0,)], "no probe rows left")
 
 
+def test_database_locked(r, tmp):
+    """A database that refuses writes makes /healthz 503 "failing"; once it
+    takes writes again (the probe is cached for a second) it is 200."""
+    import sqlite3
+    env, _ = setup(tmp)
+    p, port = start(env)
+    healthz(r, port)
+    time.sleep(1.1)
+    side = sqlite3.connect(env["STRIGIL_DATABASE"], isolation_level=None)
+    side.execute("BEGIN EXCLUSIVE")
+    try:
+        h, _ = healthz(r, port, want_status=503)
+        r.eq((h["status"], h["database"]), ("failing", "failing"),
+             "locked database")
+    finally:
+        side.execute("ROLLBACK")
+        side.close()
+    time.sleep(1.1)
+    h, _ = healthz(r, port)
+    r.eq(h["database"], "ok", "writable again")
+    p.signal(signal.SIGTERM)
+    r.eq(p.finish(), 0, "exit 0")
+
+
 def test_metrics_move(r, tmp):
     env, _ = setup(tmp)
     p, port = start(env)
@@ -419,6 +443,7 @@ def test_settings(r, tmp):
 if __name__ == "__main__":
     sys.exit(Runner().run([
         test_healthz,
+        test_database_locked,
         test_metrics_move,
         test_degraded,
         test_junk,

@@ -70,6 +70,17 @@ h_fail(const struct http_request *req, struct http_response *res, void *ud)
 	return -1;
 }
 
+/* A 204 whose handler wrote a body anyway: the server must drop it. */
+static int
+h_empty(const struct http_request *req, struct http_response *res, void *ud)
+{
+	(void)req;
+	(void)ud;
+	res->status = 204;
+	http_response_printf(res, "stray");
+	return 0;
+}
+
 static void
 on_done(uv_async_t *a)
 {
@@ -122,6 +133,7 @@ run(void (*client)(struct harness *), const struct http_limits *lim)
 	CHECK_INT(http_route(h.srv, "POST", "/echo", h_echo, NULL), 0);
 	CHECK_INT(http_route(h.srv, "GET", "/fail", h_fail, NULL), 0);
 	CHECK_INT(http_route(h.srv, "POST", "/trailer", h_hello, NULL), 0);
+	CHECK_INT(http_route(h.srv, "GET", "/empty", h_empty, NULL), 0);
 	CHECK_INT(http_route(h.srv, "GET", "/hello", h_hello, NULL), UV_EEXIST);
 	CHECK_INT(http_route(h.srv, "GET", "nope", h_hello, NULL), UV_EINVAL);
 	CHECK_INT(http_port(h.srv), 0);
@@ -326,6 +338,33 @@ static void
 test_keepalive(void)
 {
 	run(c_keepalive, NULL);
+}
+
+/* A 204 has neither body nor Content-Length, so the answer to the request
+ * pipelined after it is read right. */
+static void
+c_no_content(struct harness *h)
+{
+	char	buf[4096];
+	ssize_t	n, len = 0;
+	int	fd = cl_connect(h);
+
+	cl_says(fd, "GET /empty HTTP/1.1\r\nHost: x\r\n\r\n"
+	    "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	while ((n = recv(fd, buf + len, sizeof buf - 1 - (size_t)len, 0)) > 0)
+		len += n;
+	buf[len] = '\0';
+	CHECK(strncmp(buf, "HTTP/1.1 204 No Content\r\n", 25) == 0);
+	CHECK(strstr(buf, "stray") == NULL);
+	CHECK(strstr(buf, "\r\n\r\nHTTP/1.1 200 OK\r\n") != NULL);
+	CHECK(strstr(buf, "Content-Length: 0") == NULL);
+	close(fd);
+}
+
+static void
+test_no_content(void)
+{
+	run(c_no_content, NULL);
 }
 
 static void
@@ -662,6 +701,7 @@ main(void)
 {
 	TEST(test_get);
 	TEST(test_keepalive);
+	TEST(test_no_content);
 	TEST(test_not_found);
 	TEST(test_too_large);
 	TEST(test_garbage);
