@@ -162,18 +162,21 @@ daemon_watch_event(uv_fs_event_t *h, const char *name, int events,
     int status)
 {
 	struct daemon	*d = h->data;
-	size_t		 n;
 
 	(void)events;
+	(void)name;
 	if (status < 0) {
 		log_warn("event=watch_error path=%s error=%s",
 		    log_q(d->watch_dir), log_q(uv_strerror(status)));
 		return;
 	}
-	/* Swap and backup files (.x.lua.swp, x.lua~, 4913) are not ours. */
-	if (name != NULL && ((n = strlen(name)) < 5 || name[0] == '.' ||
-	    strcmp(name + n - 4, ".lua") != 0))
-		return;
+	/*
+	 * Any change rescans, whatever its name: the rescan compares each
+	 * *.lua file's size, time and inode, so an editor's swap file costs
+	 * one cheap pass, while a change that names no protocol file (a
+	 * Kubernetes ConfigMap swaps a "..data" symlink; some editors
+	 * rename a temporary into place) is still seen.
+	 */
 	uv_timer_start(&d->watch_timer, daemon_watch_fire, DAEMON_WATCH_MS, 0);
 }
 

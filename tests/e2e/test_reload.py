@@ -172,6 +172,32 @@ def test_new_and_deleted_files(r, tmp):
     r.lacks(p.err, r"\.swp", "the swap file was never read")
 
 
+def test_symlink_swap(r, tmp):
+    """A Kubernetes ConfigMap updates its files by swapping a "..data"
+    symlink: the change names no protocol file, and is still seen."""
+    env, db, pdir = setup(tmp)
+    v1 = os.path.join(pdir, "..v1")
+    os.mkdir(v1)
+    mini_protocol(os.path.join(v1, "mini.lua"))
+    os.symlink("..v1", os.path.join(pdir, "..data"))
+    os.symlink(os.path.join("..data", "mini.lua"),
+               os.path.join(pdir, "mini.lua"))
+    p = start(env)
+    r.contains(p.err, r"event=protocol_loaded protocol=mini version=1",
+               "version 1 loaded through the links")
+    v2 = os.path.join(pdir, "..v2")
+    os.mkdir(v2)
+    mini_protocol(os.path.join(v2, "mini.lua"), version=2,
+                  title="Mini course two")
+    os.symlink("..v2", os.path.join(pdir, "..data_tmp"))
+    os.rename(os.path.join(pdir, "..data_tmp"), os.path.join(pdir, "..data"))
+    p.expect_err(r"event=protocol_reloaded protocol=mini version=2\b",
+                 timeout=SOON)
+    out = p.say("/start")
+    r.contains(out, r'^bot> Hello! .*"Mini course two"', "version 2 in use")
+    stop(r, p, db)
+
+
 def test_patient_keeps_version(r, tmp):
     env, db, pdir = setup(tmp, default="talk")
     path = os.path.join(pdir, "talk.lua")
@@ -231,5 +257,6 @@ def test_upgrade_declared(r, tmp):
 
 if __name__ == "__main__":
     sys.exit(Runner().run([test_edit_reloads, test_new_and_deleted_files,
+                           test_symlink_swap,
                            test_patient_keeps_version,
                            test_upgrade_declared]))
