@@ -71,25 +71,41 @@ metrics_reset(void)
 
 /* ---- the text format ---------------------------------------------- */
 
+/* Makes room for `n` more bytes and the terminating NUL. */
+static void
+metrics_reserve(struct metrics_out *o, size_t n)
+{
+	size_t	need = o->len + n + 1;
+
+	if (need <= o->cap)
+		return;
+	o->cap = o->cap == 0 ? 4096 : o->cap;
+	while (o->cap < need)
+		o->cap *= 2;
+	o->data = xrealloc(o->data, o->cap);
+}
+
+static void
+metrics_append(struct metrics_out *o, const char *s, size_t n)
+{
+	metrics_reserve(o, n);
+	memcpy(o->data + o->len, s, n);
+	o->len += n;
+	o->data[o->len] = '\0';
+}
+
 void
 metrics_printf(struct metrics_out *o, const char *fmt, ...)
 {
 	va_list	ap;
 	int	n;
-	size_t	need;
 
 	va_start(ap, fmt);
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	need = o->len + (size_t)n + 1;
-	if (need > o->cap) {
-		o->cap = o->cap == 0 ? 4096 : o->cap;
-		while (o->cap < need)
-			o->cap *= 2;
-		o->data = xrealloc(o->data, o->cap);
-	}
+	metrics_reserve(o, (size_t)n);
 	va_start(ap, fmt);
 	vsnprintf(o->data + o->len, (size_t)n + 1, fmt, ap);
 	va_end(ap);
@@ -127,16 +143,21 @@ metrics_sample(struct metrics_out *o, const char *name, const char *labels,
 	metrics_printf(o, "\n");
 }
 
+/* Escapes \\, " and newline; copies the runs between them whole. */
 void
 metrics_label_value(struct metrics_out *o, const char *s)
 {
-	for (; *s != '\0'; s++) {
-		if (*s == '\\' || *s == '"')
-			metrics_printf(o, "\\%c", *s);
-		else if (*s == '\n')
-			metrics_printf(o, "\\n");
-		else
-			metrics_printf(o, "%c", *s);
+	size_t	run;
+
+	for (;;) {
+		run = strcspn(s, "\\\"\n");
+		metrics_append(o, s, run);
+		s += run;
+		if (*s == '\0')
+			return;
+		metrics_append(o, *s == '\n' ? "\\n" : *s == '"' ? "\\\"" :
+		    "\\\\", 2);
+		s++;
 	}
 }
 
