@@ -1,6 +1,7 @@
 # Thin wrapper over CMake. Everything real lives in CMakeLists.txt.
 #   make run     install deps, build, run the daemon on the embedded default
 #   make test    every test: plain build, then under ASan+UBSan
+#   make fuzz    clang libFuzzer build, each target FUZZ_SECONDS (20) from its seeds
 #   make build   configure and build into build/
 #   make check   validate the shipped protocols
 #   make bench   Release build, run the benchmarks
@@ -11,13 +12,15 @@ JOBS        ?= 2
 BUILD       ?= build
 ASAN_BUILD  ?= build-asan
 BENCH_BUILD ?= build-release
+FUZZ_BUILD  ?= build-fuzz
+FUZZ_SECONDS ?= 20
 CMAKE_ARGS  ?=
 
 CTEST = ctest --output-on-failure --no-tests=error -j$(JOBS)
 ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps build run test test-plain test-asan test-image check bench clean
+.PHONY: all deps build run test test-plain test-asan test-image check bench fuzz clean
 
 all: build
 
@@ -44,6 +47,11 @@ test-asan: deps
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && $(ASAN_ENV) $(CTEST)
 
+fuzz: deps
+	cmake -S . -B $(FUZZ_BUILD) -DSTRIGIL_FUZZ=ON -DCMAKE_C_COMPILER=clang $(CMAKE_ARGS)
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BUILD)
+
 test-image:
 	tests/docker/test_image.sh
 
@@ -61,4 +69,4 @@ bench: deps
 	[ $$found = 1 ] || echo "bench: no benchmarks built"
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD) $(FUZZ_BUILD)

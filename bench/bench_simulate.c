@@ -1,8 +1,9 @@
 /*
  * bench_simulate.c: the whole engine under load, and SQLite's floor.
  *
- *   bench_simulate [protocol.lua [patients [days]]]
+ *   bench_simulate [-n] [protocol.lua [patients [days]]]
  *
+ * -n skips the SQLite floor (for profiling the engine alone).
  * Runs sim_run() (the `strigil simulate` path: real engine, store in memory,
  * manual clock) for 10,000 patients through a 6-week course, then measures
  * raw SQLite inserts per second with the store's settings: one transaction
@@ -189,7 +190,7 @@ main(int argc, char **argv)
 	char			 proto[160], answers[128], dbfile[128];
 	char			*cause = NULL;
 	const char		*path;
-	int			 patients = 10000, days = 43;
+	int			 patients = 10000, days = 43, floor = 1;
 
 	if (mkdtemp(tmp_dir) == NULL) {
 		perror("mkdtemp");
@@ -200,6 +201,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_set_level(LOG_WARN);
+	if (argc > 1 && strcmp(argv[1], "-n") == 0) {
+		floor = 0;
+		argc--;
+		argv++;
+	}
 	if (argc > 1)
 		path = argv[1];
 	else if (access("scripts/protocols/iastm_home.lua", R_OK) == 0)
@@ -250,6 +256,8 @@ main(int argc, char **argv)
 	printf("  wall time          %.3f s\n", r.seconds);
 	printf("  peak RSS           %.1f MiB\n", peak_rss_kb() / 1024.0);
 
+	if (!floor)
+		goto done;
 	printf("sqlite floor (events table, store settings):\n");
 	printf("  memory, 1 insert/tx      %.0f rows/s\n",
 	    sqlite_rate(":memory:", 200000, 1));
@@ -264,6 +272,7 @@ main(int argc, char **argv)
 	snprintf(proto, sizeof proto, "%s-shm", dbfile);
 	unlink(proto);
 
+done:
 	if (answers[0] != '\0')
 		unlink(answers);
 	snprintf(proto, sizeof proto, "%s/bench.lua", tmp_dir);

@@ -97,6 +97,15 @@ catalog_lang_name(const char *file, char *lang, size_t size)
 	return 0;
 }
 
+static int
+catalog_cmp(const void *a, const void *b)
+{
+	const struct catalog_entry	*x = a, *y = b;
+	int				 c = strcmp(x->key, y->key);
+
+	return c != 0 ? c : strcmp(x->lang, y->lang);
+}
+
 int
 catalog_load(const char *dir, struct catalog **out, char **cause)
 {
@@ -122,6 +131,10 @@ catalog_load(const char *dir, struct catalog **out, char **cause)
 	}
 	closedir(d);
 	d = NULL;
+	/* By key, then language: catalog_get() searches it for every text
+	 * the engine says. A language has each key once. */
+	if (cat->n > 1)
+		qsort(cat->v, (size_t)cat->n, sizeof *cat->v, catalog_cmp);
 	if (catalog_get(cat, "en", "help") == NULL) {
 		*cause = xasprintf("%s/en.lua: missing, or has no 'help' text",
 		    dir);
@@ -156,11 +169,17 @@ const char *
 catalog_get(const struct catalog *cat, const char *lang, const char *key)
 {
 	const char	*en = NULL;
-	int		 i;
+	int		 lo = 0, hi = cat->n, mid, i;
 
-	for (i = 0; i < cat->n; i++) {
-		if (strcmp(cat->v[i].key, key) != 0)
-			continue;
+	/* The first entry of `key` (sorted at load), then its languages. */
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (strcmp(cat->v[mid].key, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (i = lo; i < cat->n && strcmp(cat->v[i].key, key) == 0; i++) {
 		if (strcmp(cat->v[i].lang, lang) == 0)
 			return cat->v[i].text;
 		if (strcmp(cat->v[i].lang, "en") == 0)

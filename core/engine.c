@@ -640,17 +640,43 @@ struct engine_msg {
 	const char	*text;
 };
 
+/* The patient wrote after being unreachable: reachable again, and told
+ * where their course stands (reminders were withheld meanwhile). */
+static int
+engine_returned(struct engine_op *op)
+{
+	char	params[160];
+
+	op->pt.unreachable = 0;
+	engine_emit(op, "reachable", NULL);
+	if (!op->has_en || op->p == NULL)
+		return 0;
+	snprintf(params, sizeof params, "{\"done\":%d,\"status\":\"%s\"}",
+	    op->en.sessions_done, op->en.status);
+	return engine_say(op, "welcome_back", params);
+}
+
 static int
 engine_msg_handle(struct engine_op *op, void *arg)
 {
 	struct engine_msg	*m = arg;
-	int			 rc;
+	int			 rc, back = 0;
 
+	/* The adapter could not reach them (they blocked the bot); writing
+	 * again brings them back, told where their course stands. */
+	if (op->has_pt && op->pt.unreachable) {
+		back = 1;
+		if (engine_returned(op) != 0)
+			return -1;
+	}
 	if (engine_is_command(m->text))
 		return engine_command(op, m->adapter, m->chat, m->text);
 	if (!op->has_pt)
 		return engine_send(op, m->chat, engine_text(op, "unknown_patient"),
 		    NULL);
+	/* A question they never saw: asked again, not answered by this. */
+	if (back && op->pt.ask_q[0] != '\0')
+		return engine_ask_again(op);
 	if (op->pt.ask_q[0] != '\0')
 		return engine_answer(op, m->text);
 	if (!engine_running(op) || op->p == NULL || !op->p->has[EV_MESSAGE])
@@ -688,12 +714,13 @@ engine_inbound(struct engine *e, const char *adapter, const char *chat,
 	    now);
 }
 
-int
-engine_inbound_at(struct engine *e, const char *adapter, const char *chat,
+/* engine_inbound_at() once the text is clean. */
+static int
+engine_inbound_text(struct engine *e, const char *adapter, const char *chat,
     const char *external_id, const char *text,
     const struct engine_cursor *cur, int64_t now)
 {
-	struct engine_op	 op = { .e = e, .now = now };
+	struct engine_op	 op = { .e = e, .now = now, .inbound = 1 };
 	struct engine_msg	 m = { adapter, chat, text };
 	int64_t			 id;
 	int			 rc;
@@ -735,6 +762,32 @@ engine_inbound_at(struct engine *e, const char *adapter, const char *chat,
 out:
 	rc = engine_finish_tx(e, rc);
 	engine_op_clear(&op);
+	return rc;
+}
+
+int
+engine_inbound_at(struct engine *e, const char *adapter, const char *chat,
+    const char *external_id, const char *text,
+    const struct engine_cursor *cur, int64_t now)
+{
+	char	*clean;
+	int	 rc;
+
+	/* What a patient sends is stored and handled as valid UTF-8 of at
+	 * most ENGINE_MAX_INBOUND bytes: broken sequences become U+FFFD and
+	 * the rest of a longer text is dropped (Telegram allows 4096
+	 * characters; a console line, a Matrix client or a forged update
+	 * may send more). So no protocol, answer or reply ever sees bytes
+	 * an adapter could not send back. */
+	clean = engine_utf8_clean(text, ENGINE_MAX_INBOUND);
+	rc = engine_inbound_text(e, adapter, chat, external_id,
+	    clean != NULL ? clean : text, cur, now);
+	free(clean);
+	/* The WAL may still hold pages from before an erasure. */
+	if (e->erased) {
+		e->erased = 0;
+		store_wal_wipe(e->st);
+	}
 	return rc;
 }
 

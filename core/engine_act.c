@@ -7,6 +7,7 @@
  * scheduled sooner than the protocol's min_hours after the last one, nothing
  * is sent in quiet hours, and a course ends at its declared length.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,11 +47,98 @@ engine_send(struct engine_op *op, const char *chat, const char *body,
 	char	*m = meta != NULL ? luajson_print(meta) : NULL;
 	int	 rc;
 
-	rc = store_outbox_insert(op->e->st, op->pt.id, op->pt.adapter, chat,
-	    body, m, op->now, NULL);
+	rc = engine_send_text(op, chat, body, m);
 	free(m);
 	cJSON_Delete(meta);
 	return rc;
+}
+
+/* engine_send() with the metadata printed already (or NULL). */
+int
+engine_send_text(struct engine_op *op, const char *chat, const char *body,
+    const char *meta)
+{
+	char	*b, *m;
+	int	 rc;
+
+	/* A protocol can build any bytes (string.char(255)); invalid UTF-8
+	 * must never reach an adapter, where it would make the JSON of a
+	 * Telegram or Matrix request invalid and the message undeliverable. */
+	b = engine_utf8_clean(body, SIZE_MAX);
+	m = meta != NULL ? engine_utf8_clean(meta, SIZE_MAX) : NULL;
+	rc = store_outbox_insert(op->e->st, op->pt.id, op->pt.adapter, chat,
+	    b != NULL ? b : body, m != NULL ? m : meta, op->now, NULL);
+	free(b);
+	free(m);
+	return rc;
+}
+
+/* Length of the valid UTF-8 character at `p` (1 to 4), or 0. */
+static size_t
+engine_utf8_char(const unsigned char *p)
+{
+	size_t	n, i;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if ((p[0] & 0xf0) == 0xe0)
+		n = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	/* No overlong forms, surrogates or code points past U+10FFFF. */
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+		return 0;
+	for (i = 1; i < n; i++)		/* stops at the NUL too */
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+char *
+engine_utf8_clean(const char *s, size_t max)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	char			*out;
+	size_t			 i, n, len = 0;
+	int			 bad = 0;
+	uint64_t		 w;
+
+	/* Plain ASCII first, eight bytes at a time (bounded by the length,
+	 * so never past the end): nearly every text is, and every message
+	 * and its metadata pass here. */
+	n = strlen(s);
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		if (w & UINT64_C(0x8080808080808080))
+			break;
+	}
+	for (; p[i] != '\0'; i += n ? n : 1) {
+		if ((n = engine_utf8_char(p + i)) == 0)
+			bad = 1;
+	}
+	if (!bad && i <= max)
+		return NULL;
+	/* At most 3 bytes (U+FFFD) for each byte in. */
+	out = xmalloc(i * 3 + 1);
+	for (i = 0; p[i] != '\0'; i += n ? n : 1) {
+		n = engine_utf8_char(p + i);
+		if (len + (n ? n : 3) > max)
+			break;
+		if (n == 0) {
+			memcpy(out + len, "\xef\xbf\xbd", 3);
+			len += 3;
+		} else {
+			memcpy(out + len, p + i, n);
+			len += n;
+		}
+	}
+	out[len] = '\0';
+	return out;
 }
 
 /* Says a message by key, the protocol's own text first; emits `message`. */
@@ -454,14 +542,14 @@ engine_append(char **buf, size_t *n, size_t *cap, const char *s)
 }
 
 /* The reminder's text: the heading, the numbered steps, the closing line.
- * Built in one buffer, with the protocol's params parsed once. */
+ * Built in one buffer, with the protocol's params parsed at its load. */
 static char *
 engine_remind_body(struct engine_op *op, const struct store_session *ss)
 {
 	const struct protocol	*p = op->p;
 	char			 params[160], num[16], *body, *step;
 	size_t			 n = 0, cap = 0;
-	cJSON			*pj;
+	const cJSON		*pj = p->params_json;
 	int			 i;
 
 	snprintf(params, sizeof params, "{\"session\":%d,\"pressure\":\"%s\"}",
@@ -469,7 +557,6 @@ engine_remind_body(struct engine_op *op, const struct store_session *ss)
 	body = catalog_render(engine_text(op, "session_reminder"), params);
 	n = strlen(body);
 	cap = n + 1;
-	pj = p->params != NULL ? cJSON_Parse(p->params) : NULL;
 	for (i = 0; i < p->nsteps; i++) {
 		/* Steps may name the protocol's params: "{seconds} seconds". */
 		step = catalog_render_json(proto_text_get(&p->steps[i],
@@ -479,7 +566,6 @@ engine_remind_body(struct engine_op *op, const struct store_session *ss)
 		engine_append(&body, &n, &cap, step);
 		free(step);
 	}
-	cJSON_Delete(pj);
 	engine_append(&body, &n, &cap, "\n");
 	engine_append(&body, &n, &cap, engine_text(op, "session_reminder_end"));
 	return body;
@@ -493,10 +579,28 @@ engine_remind(struct engine_op *op, const struct store_session *ss)
 	cJSON			*meta, *data, *buttons;
 	char			*body;
 
+	/* The adapter found them unreachable (they blocked the bot): queue
+	 * nothing that cannot arrive, but record it. They hear where they
+	 * are when they write again (engine_returned). */
+	if (op->pt.unreachable && !op->inbound) {
+		data = cJSON_CreateObject();
+		cJSON_AddNumberToObject(data, "session", ss->number);
+		cJSON_AddStringToObject(data, "reason", "unreachable");
+		engine_emit(op, "reminder_withheld", data);
+		return 0;
+	}
 	body = engine_remind_body(op, ss);
 	meta = cJSON_CreateObject();
 	cJSON_AddStringToObject(meta, "type", "reminder");
 	cJSON_AddNumberToObject(meta, "session", ss->number);
+	/* For adapters that keep clinical detail off the screen until asked
+	 * (telegram.private_reminders); a reply to the patient is asked. */
+	cJSON_AddStringToObject(meta, "neutral",
+	    engine_text(op, "session_reminder_private"));
+	cJSON_AddStringToObject(meta, "details",
+	    engine_text(op, "session_reminder_details"));
+	if (op->inbound)
+		cJSON_AddTrueToObject(meta, "reply");
 	buttons = cJSON_AddArrayToObject(meta, "commands");
 	cJSON_AddItemToArray(buttons, cJSON_CreateString("/done"));
 	cJSON_AddItemToArray(buttons, cJSON_CreateString("/snooze"));

@@ -7,8 +7,9 @@
  * bot has reacted to is never lost. A questionnaire asked while another is
  * open waits an hour.
  *
- * Two questionnaires are the engine's own: "setup" (consent, time zone,
- * reminder time) at enrolment, and "stop" (confirm /stop). Their texts come
+ * Three questionnaires are the engine's own: "setup" (consent, time zone,
+ * reminder time) at enrolment, "stop" (confirm /stop) and "erase" (confirm
+ * /erase). Their texts come
  * from the catalog (q_setup_consent, ...); protocols' from the protocol.
  */
 #include <stdio.h>
@@ -46,6 +47,10 @@ engine_ask_init(struct engine *e)
 	e->stop.n = 1;
 	e->stop.q = xcalloc(1, sizeof *e->stop.q);
 	engine_ask_question(&e->stop.q[0], "confirm", Q_YESNO, "yes");
+	e->erase.id = xstrdup("erase");
+	e->erase.n = 1;
+	e->erase.q = xcalloc(1, sizeof *e->erase.q);
+	engine_ask_question(&e->erase.q[0], "confirm", Q_YESNO, "no");
 }
 
 static void
@@ -56,7 +61,13 @@ engine_ask_free_one(struct proto_questionnaire *qs)
 	for (i = 0; i < qs->n; i++) {
 		free(qs->q[i].id);
 		free(qs->q[i].clear);
+		if (qs->meta != NULL) {
+			free(qs->meta[i]);
+			free(qs->meta_key[i]);
+		}
 	}
+	free(qs->meta);
+	free(qs->meta_key);
 	free(qs->q);
 	free(qs->id);
 }
@@ -66,12 +77,14 @@ engine_ask_free(struct engine *e)
 {
 	engine_ask_free_one(&e->setup);
 	engine_ask_free_one(&e->stop);
+	engine_ask_free_one(&e->erase);
 }
 
 static int
 engine_ask_builtin(const struct proto_questionnaire *qs)
 {
-	return strcmp(qs->id, "setup") == 0 || strcmp(qs->id, "stop") == 0;
+	return strcmp(qs->id, "setup") == 0 || strcmp(qs->id, "stop") == 0 ||
+	    strcmp(qs->id, "erase") == 0;
 }
 
 static const struct proto_questionnaire *
@@ -81,6 +94,8 @@ engine_ask_find(struct engine_op *op, const char *id)
 		return &op->e->setup;
 	if (strcmp(id, "stop") == 0)
 		return &op->e->stop;
+	if (strcmp(id, "erase") == 0)
+		return &op->e->erase;
 	return op->p != NULL ? proto_questionnaire(op->p, id) : NULL;
 }
 
@@ -101,6 +116,66 @@ engine_ask_default(struct engine_op *op, const struct proto_question *q,
 	return NULL;
 }
 
+/* The key a question's printed metadata is kept under: lang, yes and no,
+ * each with its NUL (texts cannot hold one, so no two keys collide). */
+static char *
+engine_ask_key(const char *lang, const char *yes, const char *no)
+{
+	size_t	 nl = strlen(lang) + 1, ny = strlen(yes) + 1;
+	size_t	 nn = strlen(no) + 1;
+	char	*key = xmalloc(nl + ny + nn);
+
+	memcpy(key, lang, nl);
+	memcpy(key + nl, yes, ny);
+	memcpy(key + nl + ny, no, nn);
+	return key;
+}
+
+static int
+engine_ask_key_is(const char *key, const char *lang, const char *yes,
+    const char *no)
+{
+	if (strcmp(key, lang) != 0)
+		return 0;
+	key += strlen(key) + 1;
+	if (strcmp(key, yes) != 0)
+		return 0;
+	key += strlen(key) + 1;
+	return strcmp(key, no) == 0;
+}
+
+/*
+ * The printed metadata of question `i` of `qs` in the patient's language.
+ * It depends only on the question, the language and the yes/no texts, so
+ * it is printed once and kept with the question (freed with it) until one
+ * of those changes: building and printing it was a sixth of an answer.
+ */
+static const char *
+engine_ask_meta(struct engine_op *op, const struct proto_questionnaire *cqs,
+    int i)
+{
+	/* The cache is not part of what the questionnaire means. */
+	struct proto_questionnaire	*qs = (struct proto_questionnaire *)cqs;
+	const char			*yes = engine_text(op, "yes");
+	const char			*no = engine_text(op, "no");
+	cJSON				*meta;
+
+	if (qs->meta == NULL) {
+		qs->meta = xcalloc((size_t)qs->n, sizeof *qs->meta);
+		qs->meta_key = xcalloc((size_t)qs->n, sizeof *qs->meta_key);
+	}
+	if (qs->meta[i] != NULL && engine_ask_key_is(qs->meta_key[i],
+	    op->pt.lang, yes, no))
+		return qs->meta[i];
+	free(qs->meta[i]);
+	free(qs->meta_key[i]);
+	meta = dialog_meta(qs->id, &qs->q[i], op->pt.lang, i, qs->n, yes, no);
+	qs->meta[i] = luajson_print(meta);
+	cJSON_Delete(meta);
+	qs->meta_key[i] = engine_ask_key(op->pt.lang, yes, no);
+	return qs->meta[i];
+}
+
 /* Sends question `i` of `qs` with the metadata adapters render. */
 static int
 engine_ask_send(struct engine_op *op, const struct proto_questionnaire *qs,
@@ -109,7 +184,6 @@ engine_ask_send(struct engine_op *op, const struct proto_questionnaire *qs,
 	const struct proto_question	*q = &qs->q[i];
 	char				 key[96], params[160], buf[16], *body;
 	const char			*def;
-	cJSON				*meta;
 	int				 rc;
 
 	if (engine_ask_builtin(qs)) {
@@ -120,9 +194,8 @@ engine_ask_send(struct engine_op *op, const struct proto_questionnaire *qs,
 		body = catalog_render(engine_text(op, key), params);
 	} else
 		body = xstrdup(proto_text_get(&q->text, op->pt.lang));
-	meta = dialog_meta(qs->id, q, op->pt.lang, i, qs->n,
-	    engine_text(op, "yes"), engine_text(op, "no"));
-	rc = engine_send(op, op->pt.chat, body, meta);
+	rc = engine_send_text(op, op->pt.chat, body,
+	    engine_ask_meta(op, qs, i));
 	free(body);
 	return rc;
 }
@@ -136,9 +209,10 @@ engine_ask(struct engine_op *op, const char *id)
 
 	if (qs == NULL)
 		return 0;
-	/* One questionnaire at a time; /stop may interrupt any other. */
+	/* One questionnaire at a time; /stop and /erase may interrupt any
+	 * other. */
 	if (op->pt.ask_q[0] != '\0' && strcmp(op->pt.ask_q, id) != 0 &&
-	    strcmp(id, "stop") != 0)
+	    strcmp(id, "stop") != 0 && strcmp(id, "erase") != 0)
 		return engine_job(op, "ask", id, op->now + 3600);
 	snprintf(op->pt.ask_q, sizeof op->pt.ask_q, "%s", id);
 	op->pt.ask_i = 0;
@@ -221,11 +295,17 @@ engine_ask_done(struct engine_op *op, const char *id, const char *answers)
 	cJSON	*json;
 	int	 rc;
 
-	if (strcmp(id, "setup") == 0 || strcmp(id, "stop") == 0) {
+	if (strcmp(id, "setup") == 0 || strcmp(id, "stop") == 0 ||
+	    strcmp(id, "erase") == 0) {
 		json = cJSON_Parse(answers);
-		rc = strcmp(id, "setup") == 0 ?
-		    engine_ask_setup_done(op, json) :
-		    engine_ask_stop_done(op, json);
+		if (strcmp(id, "erase") == 0)
+			rc = cJSON_IsTrue(cJSON_GetObjectItem(json, "confirm")) ?
+			    engine_erase(op) : engine_send(op, op->pt.chat,
+			    engine_text(op, "erase_cancelled"), NULL);
+		else
+			rc = strcmp(id, "setup") == 0 ?
+			    engine_ask_setup_done(op, json) :
+			    engine_ask_stop_done(op, json);
 		cJSON_Delete(json);
 		return rc;
 	}
@@ -294,7 +374,7 @@ engine_ask_record(struct engine_op *op, const struct proto_question *q,
     const char *value)
 {
 	const char	*old = op->pt.ask_a != NULL ? op->pt.ask_a : "{}";
-	size_t		 n = strlen(old);
+	size_t		 n = strlen(old), nk, nv, len;
 	cJSON		*k = cJSON_CreateString(q->id), *v = dialog_json(q, value);
 	char		*key = luajson_print(k), *val = luajson_print(v), *text;
 
@@ -302,8 +382,21 @@ engine_ask_record(struct engine_op *op, const struct proto_question *q,
 	cJSON_Delete(v);
 	if (n >= 2 && old[0] == '{' && old[n - 1] == '}' &&
 	    strstr(old, key) == NULL) {
-		text = xasprintf("%.*s%s%s:%s}", (int)(n - 1), old,
-		    n > 2 ? "," : "", key, val);
+		/* old without its '}', a comma, key:val} (no printf: this is
+		 * every answer). */
+		nk = strlen(key);
+		nv = strlen(val);
+		text = xmalloc(n + nk + nv + 3);
+		memcpy(text, old, n - 1);
+		len = n - 1;
+		if (n > 2)
+			text[len++] = ',';
+		memcpy(text + len, key, nk);
+		len += nk;
+		text[len++] = ':';
+		memcpy(text + len, val, nv);
+		len += nv;
+		memcpy(text + len, "}", 2);
 		free(op->pt.ask_a);
 		op->pt.ask_a = text;
 	} else

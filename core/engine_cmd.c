@@ -6,6 +6,7 @@
  *   /help /today /progress      say where things stand
  *   /done /skip /snooze         about the session that is due
  *   /pause /resume /stop        about the course
+ *   /erase         delete everything stored about the patient (asks first)
  *
  * A command works in any state; one that does not fit the state says why
  * and changes nothing.
@@ -363,6 +364,36 @@ engine_cmd_stop(struct engine_op *op)
 	return engine_ask(op, "stop");
 }
 
+/* ---- erasure ------------------------------------------------------ */
+
+/*
+ * Runs in the event's transaction, after the confirming answer was stored
+ * (it goes too). The audit trail keeps one "erased" event: the internal id,
+ * which nothing links to a person once the patient row is gone, and the
+ * time. The goodbye goes out under patient 0, so no row ties that id to the
+ * chat; it is the only trace of the chat left, a fixed text. The op then
+ * holds no patient or course, so nothing is written back after.
+ */
+int
+engine_erase(struct engine_op *op)
+{
+	struct store	*st = op->e->st;
+	int64_t		 id = op->pt.id;
+	int		 rc;
+
+	if (store_patient_erase(st, id, op->pt.adapter, op->pt.chat,
+	    op->now) != 0 ||
+	    store_event_insert(st, id, 0, op->now, "erased", NULL) != 0)
+		return -1;
+	rc = store_outbox_insert(st, 0, op->pt.adapter, op->pt.chat,
+	    engine_text(op, "erased"), NULL, op->now, NULL);
+	log_info("event=patient_erased patient=%lld", (long long)id);
+	op->e->erased = 1;
+	op->has_pt = 0;
+	op->has_en = 0;
+	return rc;
+}
+
 /* ---- dispatch ----------------------------------------------------- */
 
 int
@@ -411,5 +442,7 @@ engine_command(struct engine_op *op, const char *adapter, const char *chat,
 		return engine_cmd_resume(op);
 	if (strcmp(name, "stop") == 0)
 		return engine_cmd_stop(op);
+	if (strcmp(name, "erase") == 0)
+		return engine_ask(op, "erase");
 	return engine_cmd_say(op, "unknown_command", NULL);
 }

@@ -51,6 +51,8 @@ struct engine_event {
 struct engine {
 	const struct config	*cfg;
 	struct store		*st;
+	int			 erased;	/* a patient was erased: wipe
+						 * the WAL after the commit */
 	struct catalog		*cat;
 	struct proto_limits	 limits;
 	struct engine_proto	*protos;
@@ -65,8 +67,9 @@ struct engine {
 	struct engine_event	*pending;
 	int			 npending, cappending;
 	struct engine_stats	 stats;
-	/* Built-in questionnaires (setup, stop), texts from the catalog. */
-	struct proto_questionnaire setup, stop;
+	/* Built-in questionnaires (setup, stop, erase), texts from the
+	 * catalog. */
+	struct proto_questionnaire setup, stop, erase;
 };
 
 /* One event being handled: the patient, their course and its protocol. */
@@ -81,6 +84,7 @@ struct engine_op {
 	int			 session;	/* session the event is about */
 	int			 held;		/* postponed, paused or finished */
 	const char		*by;		/* who resumed: patient, clinician */
+	int			 inbound;	/* a patient's message (a reply) */
 	int			 from_version;	/* EV_UPGRADED: the old version */
 	char			*error;		/* why the protocol failed */
 	/* The rows as loaded, so that unchanged ones are not written back. */
@@ -118,6 +122,15 @@ int	engine_when(struct engine_op *op, const struct proto_when *w,
 	    int64_t *t);
 int	engine_send(struct engine_op *op, const char *chat, const char *body,
 	    cJSON *meta);
+int	engine_send_text(struct engine_op *op, const char *chat,
+	    const char *body, const char *meta);
+/* Bytes of an inbound text kept; the rest is dropped (engine_inbound_at). */
+#define ENGINE_MAX_INBOUND	16384
+
+/* Returns a copy of `s` cut to at most `max` bytes (at a character
+ * boundary) with every invalid UTF-8 sequence replaced by U+FFFD (caller
+ * frees), or NULL if `s` is valid and short enough as it is. */
+char	*engine_utf8_clean(const char *s, size_t max);
 int	engine_say(struct engine_op *op, const char *key, const char *params);
 const char *engine_text(struct engine_op *op, const char *key);
 int	engine_schedule_session(struct engine_op *op, int64_t due);
@@ -138,5 +151,9 @@ int	engine_ask_again(struct engine_op *op);
 int	engine_command(struct engine_op *op, const char *adapter,
 	    const char *chat, const char *text);
 int	engine_is_command(const char *text);
+/* The patient confirmed /erase: deletes everything stored about them,
+ * keeps an "erased" event with only their internal id and the time, and
+ * says goodbye. The op holds no patient afterwards. */
+int	engine_erase(struct engine_op *op);
 
 #endif

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "http_int.h"
 #include "log.h"
@@ -520,18 +521,18 @@ conn_timeout(uv_timer_t *t)
 	http_conn_close(c);
 }
 
-void
-http_conn_accept(struct http_server *srv)
+/* Returns a new connection on the server's list (owned by it; freed when
+ * both handles have closed), or NULL if its TCP handle cannot be made. */
+static struct http_conn *
+conn_new(struct http_server *srv)
 {
 	struct http_conn	*c;
-	int			 over = srv->nconns >= srv->lim.max_conns;
 
-	/* Owned by the server's list; freed when both handles have closed. */
 	c = xcalloc(1, sizeof *c);
 	c->srv = srv;
 	if (uv_tcp_init(srv->loop, &c->tcp) != 0) {
 		free(c);
-		return;
+		return NULL;
 	}
 	uv_timer_init(srv->loop, &c->timer);
 	c->tcp.data = c;
@@ -544,7 +545,33 @@ http_conn_accept(struct http_server *srv)
 	srv->nconns++;
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
+	return c;
+}
 
+/* Starts reading a connected connection. */
+static int
+conn_start(struct http_conn *c)
+{
+	int	rc;
+
+	uv_tcp_nodelay(&c->tcp, 1);
+	rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read);
+	if (rc != 0) {
+		http_conn_close(c);
+		return rc;
+	}
+	conn_timer(c, c->srv->lim.request_ms);
+	return 0;
+}
+
+void
+http_conn_accept(struct http_server *srv)
+{
+	struct http_conn	*c;
+	int			 over = srv->nconns >= srv->lim.max_conns;
+
+	if ((c = conn_new(srv)) == NULL)
+		return;
 	if (uv_accept((uv_stream_t *)&srv->listener,
 	    (uv_stream_t *)&c->tcp) != 0) {
 		http_conn_close(c);
@@ -556,10 +583,23 @@ http_conn_accept(struct http_server *srv)
 		http_conn_close(c);
 		return;
 	}
-	uv_tcp_nodelay(&c->tcp, 1);
-	if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read) != 0) {
-		http_conn_close(c);
-		return;
+	conn_start(c);
+}
+
+int
+http_conn_open(struct http_server *srv, uv_os_sock_t sock)
+{
+	struct http_conn	*c;
+	int			 rc;
+
+	if ((c = conn_new(srv)) == NULL) {
+		close(sock);
+		return UV_ENOMEM;
 	}
-	conn_timer(c, srv->lim.request_ms);
+	if ((rc = uv_tcp_open(&c->tcp, sock)) != 0) {
+		close(sock);
+		http_conn_close(c);
+		return rc;
+	}
+	return conn_start(c);
 }

@@ -89,6 +89,11 @@ void	http_conn_gone(struct http_server *srv, struct http_conn *c);
 /* http_conn.c */
 /* Accepts a pending connection on the listener. */
 void	http_conn_accept(struct http_server *srv);
+/* Serves a connection on `sock`, an already connected stream socket (any
+ * family), exactly as an accepted one: the fuzzer feeds the real parser
+ * through a socketpair with it. It takes the socket, even on failure.
+ * 0, or a negative uv error. */
+int	http_conn_open(struct http_server *srv, uv_os_sock_t sock);
 void	http_conn_close(struct http_conn *c);
 const char *http_conn_header(const struct http_conn *c, const char *name);
 

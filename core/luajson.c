@@ -50,13 +50,293 @@ luajson_push(lua_State *L, const cJSON *json)
 		lua_pushnil(L);
 }
 
-struct luajson_enc {
+/* ---- JSON text straight into Lua ---------------------------------- */
+
+struct luajson_rd {
 	lua_State	*L;
-	char		*cause;
-	int		 seen;	/* stack index of the table of tables on the path */
+	const char	*p;
+	int		 depth;
 };
 
-static cJSON *luajson_value(struct luajson_enc *e, int idx, int depth);
+static int luajson_rd_value(struct luajson_rd *r);
+
+static void
+luajson_rd_ws(struct luajson_rd *r)
+{
+	while (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' ||
+	    *r->p == '\r')
+		r->p++;
+}
+
+/* A string at r->p (after its quote), pushed. Escapes of ASCII only. */
+static int
+luajson_rd_string(struct luajson_rd *r)
+{
+	const char	*s = r->p, *q;
+	luaL_Buffer	 b;
+	unsigned	 u;
+	int		 i;
+	char		 c;
+
+	for (q = s; *q != '"' && *q != '\\'; q++)
+		if (*q == '\0')
+			return -1;
+	if (*q == '"') {
+		lua_pushlstring(r->L, s, (size_t)(q - s));
+		r->p = q + 1;
+		return 0;
+	}
+	luaL_buffinit(r->L, &b);
+	for (q = s; *q != '"'; q++) {
+		if (*q == '\0')
+			return -1;
+		if (*q != '\\') {
+			luaL_addchar(&b, *q);
+			continue;
+		}
+		switch (*++q) {
+		case '"': case '\\': case '/': c = *q; break;
+		case 'b': c = '\b'; break;
+		case 'f': c = '\f'; break;
+		case 'n': c = '\n'; break;
+		case 'r': c = '\r'; break;
+		case 't': c = '\t'; break;
+		case 'u':
+			for (u = 0, i = 1; i <= 4; i++) {
+				c = q[i];
+				if (c >= '0' && c <= '9')
+					u = u * 16 + (unsigned)(c - '0');
+				else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+					u = u * 16 + (unsigned)((c | 0x20) - 'a' + 10);
+				else
+					return -1;
+			}
+			/* cJSON ends its C string at a NUL: not here. */
+			if (u == 0 || u >= 0x80)
+				return -1;
+			c = (char)u;
+			q += 4;
+			break;
+		default:
+			return -1;
+		}
+		luaL_addchar(&b, c);
+	}
+	luaL_pushresult(&b);
+	r->p = q + 1;
+	return 0;
+}
+
+/* A number, as cJSON reads it (strtod), whole ones as Lua integers. */
+static int
+luajson_rd_number(struct luajson_rd *r)
+{
+	char	 buf[64], *end;
+	size_t	 n = 0;
+	double	 d;
+
+	while ((r->p[n] >= '0' && r->p[n] <= '9') || r->p[n] == '-' ||
+	    r->p[n] == '+' || r->p[n] == '.' || r->p[n] == 'e' ||
+	    r->p[n] == 'E') {
+		if (++n >= sizeof buf)
+			return -1;
+	}
+	memcpy(buf, r->p, n);
+	buf[n] = '\0';
+	d = strtod(buf, &end);
+	if (n == 0 || end != buf + n)
+		return -1;
+	r->p += n;
+	if (d == floor(d) && fabs(d) < 9007199254740992.0)
+		lua_pushinteger(r->L, (lua_Integer)d);
+	else
+		lua_pushnumber(r->L, d);
+	return 0;
+}
+
+static int
+luajson_rd_word(struct luajson_rd *r, const char *w)
+{
+	size_t	n = strlen(w);
+
+	if (strncmp(r->p, w, n) != 0)
+		return -1;
+	r->p += n;
+	return 0;
+}
+
+/* How many members the container at p (after its bracket) has, counting
+ * commas outside strings and nested containers: the table is made at its
+ * size, not grown (and rehashed) one key at a time. 0 for text that ends
+ * early: the reader then finds what is wrong. */
+static int
+luajson_rd_count(const char *p)
+{
+	int	depth = 0, n = 0, any = 0;
+
+	for (; *p != '\0'; p++) {
+		switch (*p) {
+		case '"':
+			for (p++; *p != '"'; p++) {
+				if (*p == '\0')
+					return 0;
+				if (*p == '\\' && *++p == '\0')
+					return 0;
+			}
+			any = 1;
+			break;
+		case '{': case '[':
+			depth++;
+			any = 1;
+			break;
+		case '}': case ']':
+			if (depth-- == 0)
+				return any ? n + 1 : 0;
+			break;
+		case ',':
+			if (depth == 0)
+				n++;
+			break;
+		case ' ': case '\t': case '\n': case '\r':
+			break;
+		default:
+			any = 1;
+		}
+	}
+	return 0;
+}
+
+static int
+luajson_rd_container(struct luajson_rd *r, int array)
+{
+	lua_State	*L = r->L;
+	lua_Integer	 i = 1;
+
+	/* Deeper than any state luajson_encode() makes: cJSON's turn. */
+	if (++r->depth > LUAJSON_MAX_DEPTH * 4)
+		return -1;
+	luaL_checkstack(L, 4, "JSON nesting");
+	if (array)
+		lua_createtable(L, luajson_rd_count(r->p), 0);
+	else
+		lua_createtable(L, 0, luajson_rd_count(r->p));
+	luajson_rd_ws(r);
+	if (*r->p == (array ? ']' : '}')) {
+		r->p++;
+		r->depth--;
+		return 0;
+	}
+	for (;;) {
+		luajson_rd_ws(r);
+		if (!array) {
+			if (*r->p++ != '"' || luajson_rd_string(r) != 0)
+				return -1;
+			luajson_rd_ws(r);
+			if (*r->p++ != ':')
+				return -1;
+		}
+		if (luajson_rd_value(r) != 0)
+			return -1;
+		/* As luajson_push: the last of a repeated key wins, and a
+		 * null leaves the key (or the array slot) out. */
+		if (array)
+			lua_rawseti(L, -2, i++);
+		else
+			lua_rawset(L, -3);
+		luajson_rd_ws(r);
+		if (*r->p == ',') {
+			r->p++;
+			continue;
+		}
+		if (*r->p++ != (array ? ']' : '}'))
+			return -1;
+		r->depth--;
+		return 0;
+	}
+}
+
+static int
+luajson_rd_value(struct luajson_rd *r)
+{
+	luajson_rd_ws(r);
+	switch (*r->p) {
+	case '{':
+		r->p++;
+		return luajson_rd_container(r, 0);
+	case '[':
+		r->p++;
+		return luajson_rd_container(r, 1);
+	case '"':
+		r->p++;
+		return luajson_rd_string(r);
+	case 't':
+		if (luajson_rd_word(r, "true") != 0)
+			return -1;
+		lua_pushboolean(r->L, 1);
+		return 0;
+	case 'f':
+		if (luajson_rd_word(r, "false") != 0)
+			return -1;
+		lua_pushboolean(r->L, 0);
+		return 0;
+	case 'n':
+		if (luajson_rd_word(r, "null") != 0)
+			return -1;
+		lua_pushnil(r->L);
+		return 0;
+	default:
+		/* Where cJSON reads a number. */
+		if (*r->p != '-' && (*r->p < '0' || *r->p > '9'))
+			return -1;
+		return luajson_rd_number(r);
+	}
+}
+
+int
+luajson_push_text(lua_State *L, const char *text)
+{
+	struct luajson_rd	 r = { L, text, 0 };
+	int			 top = lua_gettop(L);
+
+	luaL_checkstack(L, 8, NULL);
+	if (luajson_rd_value(&r) != 0) {
+		lua_settop(L, top);
+		return -1;
+	}
+	luajson_rd_ws(&r);
+	if (*r.p != '\0') {
+		lua_settop(L, top);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- Lua values to JSON ------------------------------------------- */
+
+struct luajson_buf {
+	char	*p;
+	size_t	 n, cap;
+};
+
+static void	luajson_reserve(struct luajson_buf *, size_t);
+static void	luajson_put(struct luajson_buf *, const char *, size_t);
+static void	luajson_put_string(struct luajson_buf *, const char *);
+static void	luajson_put_number(struct luajson_buf *, double);
+
+/*
+ * Lua values are printed straight into text, byte for byte what building a
+ * cJSON tree and printing it gave (luajson_print): in the order lua_next
+ * gives, numbers and strings by the same functions. Every handler call
+ * saves its state this way.
+ */
+struct luajson_enc {
+	lua_State		*L;
+	char			*cause;
+	int			 seen;	/* stack index of the tables on the path */
+	struct luajson_buf	*b;
+};
+
+static int luajson_value(struct luajson_enc *e, int idx, int depth);
 
 /* A table is an array if its keys are exactly 1..n. */
 static int
@@ -77,85 +357,89 @@ luajson_is_array(lua_State *L, int idx, lua_Integer *n)
 	return count == (lua_Integer)lua_rawlen(L, idx);
 }
 
-static cJSON *
+static int
 luajson_array(struct luajson_enc *e, int idx, lua_Integer n, int depth)
 {
-	cJSON		*arr = cJSON_CreateArray(), *v;
 	lua_Integer	 i;
+	int		 rc;
 
+	luajson_put(e->b, "[", 1);
 	for (i = 1; i <= n; i++) {
+		if (i > 1)
+			luajson_put(e->b, ",", 1);
 		lua_rawgeti(e->L, idx, i);
-		v = luajson_value(e, lua_gettop(e->L), depth + 1);
+		rc = luajson_value(e, lua_gettop(e->L), depth + 1);
 		lua_pop(e->L, 1);
-		if (v == NULL) {
-			cJSON_Delete(arr);
-			return NULL;
-		}
-		cJSON_AddItemToArray(arr, v);
+		if (rc != 0)
+			return -1;
 	}
-	return arr;
+	luajson_put(e->b, "]", 1);
+	return 0;
 }
 
-static cJSON *
+static int
 luajson_object(struct luajson_enc *e, int idx, int depth)
 {
 	lua_State	*L = e->L;
-	cJSON		*obj = cJSON_CreateObject(), *v;
+	int		 first = 1;
 
+	luajson_put(e->b, "{", 1);
 	lua_pushnil(L);
 	while (lua_next(L, idx) != 0) {
 		if (lua_type(L, -2) != LUA_TSTRING) {
 			e->cause = xasprintf("state keys must be strings or "
 			    "1..n (found a %s key)", luaL_typename(L, -2));
 			lua_pop(L, 2);
-			cJSON_Delete(obj);
-			return NULL;
+			return -1;
 		}
-		v = luajson_value(e, lua_gettop(L), depth + 1);
-		if (v == NULL) {
+		if (!first)
+			luajson_put(e->b, ",", 1);
+		first = 0;
+		luajson_put_string(e->b, lua_tostring(L, -2));
+		luajson_put(e->b, ":", 1);
+		if (luajson_value(e, lua_gettop(L), depth + 1) != 0) {
 			lua_pop(L, 2);
-			cJSON_Delete(obj);
-			return NULL;
+			return -1;
 		}
-		cJSON_AddItemToObject(obj, lua_tostring(L, -2), v);
 		lua_pop(L, 1);
 	}
-	return obj;
+	luajson_put(e->b, "}", 1);
+	return 0;
 }
 
-static cJSON *
+static int
 luajson_table(struct luajson_enc *e, int idx, int depth)
 {
 	lua_State	*L = e->L;
 	lua_Integer	 n;
-	cJSON		*v;
+	int		 rc;
 
 	if (depth > LUAJSON_MAX_DEPTH) {
 		e->cause = xasprintf("state is nested deeper than %d levels",
 		    LUAJSON_MAX_DEPTH);
-		return NULL;
+		return -1;
 	}
 	lua_pushvalue(L, idx);
 	if (lua_rawget(L, e->seen) != LUA_TNIL) {
 		lua_pop(L, 1);
 		e->cause = xstrdup("state contains a cycle");
-		return NULL;
+		return -1;
 	}
 	lua_pop(L, 1);
 	lua_pushvalue(L, idx);
 	lua_pushboolean(L, 1);
 	lua_rawset(L, e->seen);
 	if (luajson_is_array(L, idx, &n) && n > 0)
-		v = luajson_array(e, idx, n, depth);
+		rc = luajson_array(e, idx, n, depth);
 	else
-		v = luajson_object(e, idx, depth);
+		rc = luajson_object(e, idx, depth);
 	lua_pushvalue(L, idx);
 	lua_pushnil(L);
 	lua_rawset(L, e->seen);
-	return v;
+	return rc;
 }
 
-static cJSON *
+static int
 luajson_value(struct luajson_enc *e, int idx, int depth)
 {
 	lua_State	*L = e->L;
@@ -163,32 +447,38 @@ luajson_value(struct luajson_enc *e, int idx, int depth)
 
 	switch (lua_type(L, idx)) {
 	case LUA_TBOOLEAN:
-		return cJSON_CreateBool(lua_toboolean(L, idx));
+		if (lua_toboolean(L, idx))
+			luajson_put(e->b, "true", 4);
+		else
+			luajson_put(e->b, "false", 5);
+		return 0;
 	case LUA_TNUMBER:
 		d = lua_tonumber(L, idx);
 		if (!isfinite(d)) {
 			e->cause = xstrdup("state holds a number that is not "
 			    "finite");
-			return NULL;
+			return -1;
 		}
-		return cJSON_CreateNumber(d);
+		luajson_put_number(e->b, d);
+		return 0;
 	case LUA_TSTRING:
-		return cJSON_CreateString(lua_tostring(L, idx));
+		luajson_put_string(e->b, lua_tostring(L, idx));
+		return 0;
 	case LUA_TTABLE:
 		return luajson_table(e, idx, depth);
 	default:
 		e->cause = xasprintf("state cannot hold a %s value",
 		    luaL_typename(L, idx));
-		return NULL;
+		return -1;
 	}
 }
 
 char *
 luajson_encode(lua_State *L, int idx, char **cause)
 {
-	struct luajson_enc	 e = { L, NULL, 0 };
-	cJSON			*json;
-	char			*text;
+	struct luajson_buf	 b = { NULL, 0, 0 };
+	struct luajson_enc	 e = { L, NULL, 0, &b };
+	int			 rc;
 
 	idx = lua_absindex(L, idx);
 	if (!lua_checkstack(L, LUAJSON_MAX_DEPTH * 3 + 8)) {
@@ -197,33 +487,25 @@ luajson_encode(lua_State *L, int idx, char **cause)
 	}
 	lua_newtable(L);
 	e.seen = lua_gettop(L);
-	json = luajson_value(&e, idx, 0);
+	rc = luajson_value(&e, idx, 0);
 	lua_pop(L, 1);
-	if (json == NULL) {
+	if (rc != 0) {
+		free(b.p);
 		*cause = e.cause;
 		return NULL;
 	}
-	text = luajson_print(json);
-	cJSON_Delete(json);
-	if (text == NULL) {
-		*cause = xstrdup("cannot encode state");
-		return NULL;
-	}
-	if (strlen(text) > LUAJSON_MAX_BYTES) {
+	luajson_reserve(&b, 0);
+	b.p[b.n] = '\0';
+	if (b.n > LUAJSON_MAX_BYTES) {
 		*cause = xasprintf("state is larger than %d bytes",
 		    LUAJSON_MAX_BYTES);
-		free(text);
+		free(b.p);
 		return NULL;
 	}
-	return text;
+	return b.p;
 }
 
 /* ---- printing ----------------------------------------------------- */
-
-struct luajson_buf {
-	char	*p;
-	size_t	 n, cap;
-};
 
 static void
 luajson_reserve(struct luajson_buf *b, size_t more)

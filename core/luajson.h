@@ -20,6 +20,13 @@
  * inside a protected call: it may raise a memory error. */
 void	 luajson_push(lua_State *L, const cJSON *json);
 
+/* Pushes the JSON `text` as luajson_push(cJSON_Parse(text)) would, read
+ * straight into Lua (no tree in between: every handler call gets its state
+ * this way). Returns 0, or -1 with nothing pushed for text it does not take
+ * (invalid, \u escapes beyond ASCII, deeper than cJSON nests): parse those
+ * with cJSON. Must run inside a protected call. */
+int	 luajson_push_text(lua_State *L, const char *text);
+
 /* Encodes the value at `idx` as compact JSON text. Returns the text (caller
  * frees) or NULL with *cause set (caller frees). Does not call metamethods. */
 char	*luajson_encode(lua_State *L, int idx, char **cause);

@@ -854,7 +854,8 @@ proto_params(struct proto_loader *pl, int t, struct protocol *p)
 		return 0;
 	}
 	if (lua_type(L, -1) != LUA_TTABLE ||
-	    (p->params = luajson_encode(L, -1, &cause)) == NULL) {
+	    (p->params = luajson_encode(L, -1, &cause)) == NULL ||
+	    (p->params_json = cJSON_Parse(p->params)) == NULL) {
 		lua_pop(L, 1);
 		proto_error(pl, "params", "params must be a table of plain "
 		    "values%s%s", cause != NULL ? ": " : "",
@@ -1003,6 +1004,12 @@ proto_free(struct protocol *p)
 			}
 			free(q->options);
 		}
+		for (j = 0; p->qs[i].meta != NULL && j < p->qs[i].n; j++) {
+			free(p->qs[i].meta[j]);
+			free(p->qs[i].meta_key[j]);
+		}
+		free(p->qs[i].meta);
+		free(p->qs[i].meta_key);
 		free(p->qs[i].q);
 		free(p->qs[i].id);
 	}
@@ -1021,6 +1028,7 @@ proto_free(struct protocol *p)
 	free(p->msgs);
 	proto_text_free(&p->title);
 	free(p->params);
+	cJSON_Delete(p->params_json);
 	free(p->upgrade_from);
 	free(p->source);
 	if (p->sb != NULL)

@@ -47,6 +47,12 @@ struct proto_questionnaire {
 	char			*id;
 	struct proto_question	*q;
 	int			 n;
+	/* Per question (NULL until first asked): the metadata the engine
+	 * last sent with it, printed, and the language and yes/no texts it
+	 * was printed with (engine_ask.c); every question of every check-in
+	 * needs it. */
+	char			**meta;
+	char			**meta_key;
 };
 
 struct proto_message {
@@ -83,6 +89,7 @@ struct protocol {
 	int		 nmsgs;
 	int		 has[EV_COUNT];	/* which handlers exist */
 	char		*params;	/* `params` as JSON, or NULL: {name} in steps */
+	struct cJSON	*params_json;	/* the same parsed once, for each reminder */
 	int		*upgrade_from;	/* `upgrade.from`: versions it takes over */
 	int		 nupgrade_from;
 	char		*source;	/* the text that was compiled */
@@ -90,6 +97,8 @@ struct protocol {
 
 	struct sandbox	*sb;
 	int		 ref;		/* registry ref to the protocol table */
+	int		 ctx_funcs;	/* registry ref to ctx's functions, made at
+					 * the first call (protocol_ctx.c); 0 */
 	struct proto_call *call;	/* the call in progress, if any */
 };
 

@@ -35,8 +35,9 @@ struct proto_call {
 	const struct proto_ctx	*ctx;
 	struct proto_result	*res;
 	int			 pressure;	/* level after the actions so far */
-	/* Parsed before the call and freed after it, so a memory error
-	 * raised while pushing them cannot leak them. */
+	/* Only for the texts luajson_push_text() does not take: parsed
+	 * during the call and freed after it, so a memory error raised
+	 * while pushing them cannot leak them. */
 	cJSON			*state;
 	cJSON			*answers;
 };
@@ -376,6 +377,30 @@ proto_ctx_setstr(lua_State *L, const char *key, const char *v)
 	lua_setfield(L, -2, key);
 }
 
+/* Puts ctx's functions into the table on top. The closures are made once
+ * per protocol and kept in the registry (they find the call in progress
+ * through p->call): making nine closures was a tenth of building ctx. */
+static void
+proto_ctx_push_funcs(lua_State *L, struct protocol *p)
+{
+	const luaL_Reg	*f;
+
+	if (p->ctx_funcs == 0) {
+		lua_createtable(L, 0, 10);
+		lua_pushlightuserdata(L, p);
+		luaL_setfuncs(L, proto_ctx_funcs, 1);
+		p->ctx_funcs = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, p->ctx_funcs);
+	for (f = proto_ctx_funcs; f->name != NULL; f++) {
+		lua_pushstring(L, f->name);
+		lua_pushvalue(L, -1);
+		lua_rawget(L, -3);
+		lua_rawset(L, -4);
+	}
+	lua_pop(L, 1);
+}
+
 static void
 proto_ctx_push(lua_State *L, struct proto_call *c)
 {
@@ -383,8 +408,7 @@ proto_ctx_push(lua_State *L, struct proto_call *c)
 	struct protocol		*p = c->p;
 
 	lua_createtable(L, 0, 24);
-	lua_pushlightuserdata(L, p);
-	luaL_setfuncs(L, proto_ctx_funcs, 1);
+	proto_ctx_push_funcs(L, p);
 	proto_ctx_setint(L, "now", x->now);
 	proto_ctx_setint(L, "day", (x->now - x->enrolled_at) / 86400);
 	proto_ctx_setint(L, "enrolled_at", x->enrolled_at);
@@ -400,7 +424,12 @@ proto_ctx_push(lua_State *L, struct proto_call *c)
 	proto_ctx_setstr(L, "status", x->status);
 	proto_ctx_setstr(L, "timezone", x->tz);
 	proto_ctx_setstr(L, "language", x->lang);
-	luajson_push(L, c->state);
+	/* The state text straight into Lua; what the direct reader does not
+	 * take goes through cJSON, kept in `c` to be freed after the call. */
+	if (x->state == NULL || luajson_push_text(L, x->state) != 0) {
+		c->state = x->state != NULL ? cJSON_Parse(x->state) : NULL;
+		luajson_push(L, c->state);
+	}
 	lua_setfield(L, -2, "state");
 }
 
@@ -420,7 +449,10 @@ proto_ctx_push_event(lua_State *L, struct proto_call *c)
 		proto_ctx_setint(L, "from_version", x->from_version);
 		proto_ctx_setint(L, "to_version", c->p->version);
 	}
-	if (c->answers != NULL) {
+	if (x->answers != NULL && luajson_push_text(L, x->answers) == 0)
+		lua_setfield(L, -2, "answers");
+	else if (x->answers != NULL &&
+	    (c->answers = cJSON_Parse(x->answers)) != NULL) {
 		luajson_push(L, c->answers);
 		lua_setfield(L, -2, "answers");
 	}
@@ -467,10 +499,6 @@ proto_call(struct protocol *p, enum proto_event ev, const struct proto_ctx *ctx,
 		res->state = ctx->state != NULL ? xstrdup(ctx->state) : NULL;
 		return 0;
 	}
-	if (ctx->state != NULL)
-		c.state = cJSON_Parse(ctx->state);
-	if (ctx->answers != NULL)
-		c.answers = cJSON_Parse(ctx->answers);
 	p->call = &c;
 	lua_pushcfunction(L, proto_ctx_run);
 	lua_pushlightuserdata(L, &c);

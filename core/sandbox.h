@@ -12,7 +12,8 @@
  *  - a memory cap enforced by the lua_Alloc function;
  *  - an instruction budget per call, enforced by a count hook that keeps
  *    raising once spent, so pcall() inside the protocol cannot swallow it.
- * Errors come back as "file:line: message" in *cause.
+ * Errors come back as "file:line: message" in *cause; a memory error names
+ * only the file (of the last chunk loaded).
  */
 #ifndef STRIGIL_SANDBOX_H
 #define STRIGIL_SANDBOX_H

@@ -138,8 +138,7 @@ sim_q_index(struct sim *s, const char *questionnaire)
 /* What patient `n` answers to a question; its scenario line is chosen at
  * the first question of each questionnaire. */
 static const char *
-sim_answer(struct sim *s, int n, const struct sim_ask *a, char *buf,
-    size_t size)
+sim_answer(struct sim *s, int n, const struct sim_ask *a)
 {
 	const char			*qn, *id, *v = NULL;
 	const struct proto_question	*pq;
@@ -167,8 +166,7 @@ sim_answer(struct sim *s, int n, const struct sim_ask *a, char *buf,
 	}
 	if ((pq = sim_question(s, qn, id)) == NULL)
 		return NULL;
-	snprintf(buf, size, "%s", pq->clear);
-	return buf;
+	return pq->clear;
 }
 
 /* The same question asked again at the same instant means the engine
@@ -180,14 +178,20 @@ sim_refused(struct sim *s, int n, const struct sim_ask *a, const char *answer)
 	struct sim_patient	*pt = &s->pts[n - 1];
 	const char		*qn, *id;
 	char			 key[96];
+	size_t			 nq, ni;
 	int			 qi, line = 0;
 
 	qn = a->qn;
 	id = a->id;
-	snprintf(key, sizeof key, "%s.%s", qn, id);
+	/* qn and id are at most 31 and 47 bytes (struct sim_ask). */
+	nq = strlen(qn);
+	ni = strlen(id);
+	memcpy(key, qn, nq);
+	key[nq] = '.';
+	memcpy(key + nq + 1, id, ni + 1);
 	if (pt->asked_at != clock_now() || strcmp(pt->asked, key) != 0) {
 		pt->asked_at = clock_now();
-		snprintf(pt->asked, sizeof pt->asked, "%s", key);
+		memcpy(pt->asked, key, nq + ni + 2);
 		pt->repeats = 0;
 		return 0;
 	}
@@ -206,12 +210,35 @@ sim_refused(struct sim *s, int n, const struct sim_ask *a, const char *answer)
 	return 1;
 }
 
+/* Writes `prefix` (at most 3 bytes) and `n` in decimal, at least `width`
+ * (at most 20) digits, into buf (24 bytes): this runs for every message,
+ * where snprintf cost more than the rest of the simulator's side. */
+static char *
+sim_u64(char *buf, const char *prefix, uint64_t n, size_t width)
+{
+	char	 digits[21];
+	size_t	 k = 0, len = strlen(prefix);
+
+	do {
+		digits[k++] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n > 0 || k < width);
+	memcpy(buf, prefix, len);
+	while (k > 0)
+		buf[len++] = digits[--k];
+	buf[len] = '\0';
+	return buf;
+}
+
 static void
 sim_reply(struct sim *s, const char *chat, const char *text)
 {
 	char	id[32];
 
-	snprintf(id, sizeof id, "s%llu", (unsigned long long)++s->seq);
+	/* Zero-padded, so that ids sort as they are made (as a Telegram
+	 * update id does): each goes in at the end of the inbox's unique
+	 * index instead of somewhere in its middle. */
+	sim_u64(id, "s", ++s->seq, 12);
 	if (engine_inbound(s->e, SIM_ADAPTER, chat, id, text, clock_now()) < 0)
 		s->failed = 1;
 	s->batched++;
@@ -308,15 +335,14 @@ sim_ask_read(const char *meta, struct sim_ask *a)
 
 /* Answers a question; NULL if there is nothing (more) to say. */
 static const char *
-sim_answer_question(struct sim *s, int n, const char *meta, char *buf,
-    size_t size)
+sim_answer_question(struct sim *s, int n, const char *meta)
 {
 	struct sim_ask	 a;
 	const char	*answer;
 
 	if (sim_ask_read(meta, &a) != 0)
 		return NULL;
-	answer = sim_answer(s, n, &a, buf, size);
+	answer = sim_answer(s, n, &a);
 	if (answer != NULL && sim_refused(s, n, &a, answer))
 		answer = NULL;
 	return answer;
@@ -331,7 +357,7 @@ sim_deliver(void *ud)
 	struct sim		*s = ud;
 	struct store_out	 o;
 	const char		*type, *answer;
-	char			 buf[64], tbuf[32];
+	char			 tbuf[32];
 
 	while (!s->failed &&
 	    store_outbox_next(s->st, SIM_ADAPTER, clock_now(), &o) == 0) {
@@ -339,8 +365,7 @@ sim_deliver(void *ud)
 		type = sim_meta_type(o.meta, tbuf, sizeof tbuf);
 		answer = NULL;
 		if (type != NULL && strcmp(type, "question") == 0)
-			answer = sim_answer_question(s, atoi(o.chat), o.meta,
-			    buf, sizeof buf);
+			answer = sim_answer_question(s, atoi(o.chat), o.meta);
 		else if (type != NULL && strcmp(type, "reminder") == 0)
 			answer = "/done";
 		if (answer != NULL && o.chat[0] != '@')
@@ -471,7 +496,7 @@ sim_run(const struct sim_opts *o, struct sim_result *res)
 	struct sim		 s;
 	struct sim_result	 r;
 	const struct engine_stats *st;
-	char			*cause = NULL, chat[16];
+	char			*cause = NULL, chat[24];
 	uint64_t		 t0;
 	int64_t			 start;
 	int			 i, rc = 1;
@@ -487,7 +512,7 @@ sim_run(const struct sim_opts *o, struct sim_result *res)
 	if (store_batch_begin(s.st) != 0)
 		s.failed = 1;
 	for (i = 1; i <= o->patients && !s.failed; i++) {
-		snprintf(chat, sizeof chat, "%d", i);
+		sim_u64(chat, "", (uint64_t)i, 1);
 		sim_reply(&s, chat, "/start");
 		sim_deliver(&s);
 	}

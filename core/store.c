@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
+#include "sqlmem.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -160,7 +161,8 @@ enum store_sql {
 	SQL_OUTBOX_DROP,
 	SQL_OUTBOX_DEPTH,
 	SQL_JOB_INSERT, SQL_JOB_NEXT_DUE, SQL_JOB_TAKE, SQL_JOB_CLOSE,
-	SQL_JOB_CANCEL, SQL_JOB_CANCEL2, SQL_JOB_CANCEL_ALL, SQL_JOB_PENDING, SQL_JOB_COUNT,
+	SQL_JOB_CANCEL, SQL_JOB_CANCEL_ALL, SQL_JOB_CANCEL_ONE, SQL_JOB_PENDING,
+	SQL_JOB_COUNT,
 	SQL_JOB_RETRY,
 	SQL_EVENT_INSERT,
 	SQL_PVERSION_GET, SQL_PVERSION_MAX, SQL_PVERSION_INSERT,
@@ -204,9 +206,14 @@ static const char *store_sql_text[SQL_COUNT] = {
 	[SQL_PATIENT_FIND_EN] = PATIENT_EN_SELECT
 	    " WHERE p.adapter = ?1 AND p.chat = ?2",
 	[SQL_PATIENT_GET_EN] = PATIENT_EN_SELECT " WHERE p.id = ?1",
-	[SQL_PATIENT_INSERT] = "INSERT INTO patients (adapter, chat, tz,"
+	/* The id is never one an erased patient had (store_patient_erase):
+	 * the audit trail names erased patients by id. */
+	[SQL_PATIENT_INSERT] = "INSERT INTO patients (id, adapter, chat, tz,"
 	    " remind_min, lang, consent, unreachable, ask_q, ask_i, ask_a,"
-	    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	    " created_at) VALUES (max(coalesce((SELECT max(id) FROM patients),"
+	    " 0), coalesce((SELECT CAST(value AS INTEGER) FROM kv WHERE key ="
+	    " '" STORE_ERASED_MAX "'), 0)) + 1,"
+	    " ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	[SQL_PATIENT_UPDATE] = "UPDATE patients SET tz = ?2, remind_min = ?3,"
 	    " lang = ?4, consent = ?5, unreachable = ?6, ask_q = ?7,"
 	    " ask_i = ?8, ask_a = ?9 WHERE id = ?1",
@@ -260,13 +267,16 @@ static const char *store_sql_text[SQL_COUNT] = {
 	    " ORDER BY due_at, id LIMIT 1",
 	[SQL_JOB_CLOSE] = "UPDATE jobs SET status = ?2, error = ?3,"
 	    " closed_at = ?4 WHERE id = ?1",
-	[SQL_JOB_CANCEL] = "UPDATE jobs SET status = 'cancelled', closed_at = ?3"
-	    " WHERE enrolment_id = ?1 AND kind = ?2 AND status = 'pending'",
-	[SQL_JOB_CANCEL2] = "UPDATE jobs SET status = 'cancelled',"
-	    " closed_at = ?4 WHERE enrolment_id = ?1 AND kind IN (?2, ?3)"
+	/* Cancelling finds the jobs first and closes each by id: an UPDATE
+	 * that searches the partial index it takes rows out of makes SQLite
+	 * build a temporary table first, even for no row at all (up to
+	 * 60,000 instructions a call, where this costs a few thousand). */
+	[SQL_JOB_CANCEL] = "SELECT id FROM jobs WHERE enrolment_id = ?1"
+	    " AND kind = ?2 AND status = 'pending'",
+	[SQL_JOB_CANCEL_ALL] = "SELECT id FROM jobs WHERE enrolment_id = ?1"
 	    " AND status = 'pending'",
-	[SQL_JOB_CANCEL_ALL] = "UPDATE jobs SET status = 'cancelled',"
-	    " closed_at = ?2 WHERE enrolment_id = ?1 AND status = 'pending'",
+	[SQL_JOB_CANCEL_ONE] = "UPDATE jobs SET status = 'cancelled',"
+	    " closed_at = ?2 WHERE id = ?1 AND status = 'pending'",
 	[SQL_JOB_PENDING] = "SELECT " JOB_COLS " FROM jobs"
 	    " WHERE enrolment_id = ?1 AND kind = ?2 AND status = 'pending'"
 	    " ORDER BY due_at LIMIT 1",
@@ -485,8 +495,10 @@ fail:
 static int
 store_configure(struct store *s, const char *path, char **cause)
 {
+	/* secure_delete: an erased patient's rows are overwritten with
+	 * zeros, not left in free pages (see docs/security.md). */
 	const char	*sql = "PRAGMA foreign_keys = ON;"
-	    "PRAGMA busy_timeout = 5000;";
+	    "PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON;";
 	char		*err = NULL;
 
 	if (sqlite3_exec(s->db, sql, NULL, NULL, &err) != SQLITE_OK)
@@ -511,8 +523,10 @@ store_open(struct store **out, const char *path, char **cause)
 
 	/* No allocation statistics: they take a global mutex on every
 	 * malloc (up to a sixth of a simulation's time). Only works before
-	 * SQLite's first use, and is harmlessly refused after. */
+	 * SQLite's first use, and is harmlessly refused after. The same
+	 * holds for the recycling allocator (sqlmem.h). */
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	sqlmem_install();
 	flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 	    SQLITE_OPEN_NOMUTEX;
 	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
@@ -1193,6 +1207,34 @@ store_job_close(struct store *s, int64_t id, const char *status,
 	return store_exec(s, st, "job_close");
 }
 
+/* Cancels the pending jobs the prepared `find` (bound) yields, a batch
+ * of ids at a time: a cancelled job leaves what `find` searches. */
+static int
+store_job_cancel_found(struct store *s, sqlite3_stmt *find, int64_t t)
+{
+	sqlite3_stmt	*one;
+	int64_t		 ids[32];
+	int		 n, i, rc;
+
+	do {
+		n = 0;
+		while (n < 32 && (rc = sqlite3_step(find)) == SQLITE_ROW)
+			ids[n++] = sqlite3_column_int64(find, 0);
+		sqlite3_reset(find);
+		if (n < 32 && rc != SQLITE_DONE)
+			return store_fail(s, "job_cancel");
+		for (i = 0; i < n; i++) {
+			if ((one = store_stmt(s, SQL_JOB_CANCEL_ONE)) == NULL)
+				return -1;
+			sqlite3_bind_int64(one, 1, ids[i]);
+			sqlite3_bind_int64(one, 2, t);
+			if (store_exec(s, one, "job_cancel") != 0)
+				return -1;
+		}
+	} while (n == 32);
+	return 0;
+}
+
 int
 store_job_cancel(struct store *s, int64_t enrolment_id, const char *kind,
     int64_t t)
@@ -1203,30 +1245,22 @@ store_job_cancel(struct store *s, int64_t enrolment_id, const char *kind,
 		if ((st = store_stmt(s, SQL_JOB_CANCEL_ALL)) == NULL)
 			return -1;
 		sqlite3_bind_int64(st, 1, enrolment_id);
-		sqlite3_bind_int64(st, 2, t);
-		return store_exec(s, st, "job_cancel");
+		return store_job_cancel_found(s, st, t);
 	}
 	if ((st = store_stmt(s, SQL_JOB_CANCEL)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, enrolment_id);
 	store_bind_text(st, 2, kind);
-	sqlite3_bind_int64(st, 3, t);
-	return store_exec(s, st, "job_cancel");
+	return store_job_cancel_found(s, st, t);
 }
 
 int
 store_job_cancel2(struct store *s, int64_t enrolment_id, const char *kind1,
     const char *kind2, int64_t t)
 {
-	sqlite3_stmt	*st = store_stmt(s, SQL_JOB_CANCEL2);
-
-	if (st == NULL)
+	if (store_job_cancel(s, enrolment_id, kind1, t) != 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, enrolment_id);
-	store_bind_text(st, 2, kind1);
-	store_bind_text(st, 3, kind2);
-	sqlite3_bind_int64(st, 4, t);
-	return store_exec(s, st, "job_cancel");
+	return store_job_cancel(s, enrolment_id, kind2, t);
 }
 
 int
@@ -1493,4 +1527,178 @@ store_probe_write(struct store *s)
 	if (store_rollback(s) != 0 || rc != SQLITE_OK)
 		return -1;
 	return 0;
+}
+
+/* ---- chats that move, and the clinician's summary ----------------- */
+
+/* Prepared each time: a chat moves once in its life. */
+int
+store_chat_move(struct store *s, const char *adapter, const char *from,
+    const char *to, int64_t *n)
+{
+	static const char *const sql[] = {
+		"UPDATE patients SET chat = ?3 WHERE adapter = ?1 AND chat = ?2",
+		"UPDATE outbox SET chat = ?3 WHERE adapter = ?1 AND chat = ?2"
+		    " AND sent_at = 0",
+	};
+	sqlite3_stmt	*st;
+	size_t		 i;
+	int		 rc;
+
+	*n = 0;
+	for (i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+		if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) !=
+		    SQLITE_OK)
+			return store_fail(s, "chat_move");
+		store_bind_text(st, 1, adapter);
+		store_bind_text(st, 2, from);
+		store_bind_text(st, 3, to);
+		rc = sqlite3_step(st);
+		if (i == 0)
+			*n = sqlite3_changes(s->db);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return store_fail(s, "chat_move");
+	}
+	return 0;
+}
+
+/* One count(*) with the window bound as ?1, ?2. */
+static int
+store_summary_count(struct store *s, const char *sql, int64_t from,
+    int64_t to, int64_t *n)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "summary");
+	if (sqlite3_bind_parameter_count(st) >= 2) {
+		sqlite3_bind_int64(st, 1, from);
+		sqlite3_bind_int64(st, 2, to);
+	}
+	rc = sqlite3_step(st);
+	*n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : store_fail(s, "summary");
+}
+
+/* Prepared each time: it runs once a day. A course's status is that of the
+ * patient's latest enrolment. */
+int
+store_summary(struct store *s, int64_t from, int64_t to, int max,
+    struct store_summary *out)
+{
+	static const char latest[] = " FROM enrolments e WHERE e.id ="
+	    " (SELECT max(id) FROM enrolments WHERE patient_id = e.patient_id)"
+	    " AND e.status = ";
+	sqlite3_stmt	*st;
+	char		 sql[512];
+	int		 rc;
+
+	memset(out, 0, sizeof *out);
+	snprintf(sql, sizeof sql, "SELECT count(*)%s'active'", latest);
+	if (store_summary_count(s, sql, from, to, &out->active) != 0)
+		return -1;
+	snprintf(sql, sizeof sql, "SELECT count(*)%s'hold'", latest);
+	if (store_summary_count(s, sql, from, to, &out->holds) != 0 ||
+	    store_summary_count(s, "SELECT count(*) FROM sessions WHERE"
+	    " status = 'done' AND closed_at >= ?1 AND closed_at < ?2", from,
+	    to, &out->sessions_done) != 0 ||
+	    store_summary_count(s, "SELECT count(*) FROM events WHERE"
+	    " kind = 'checkin_request' AND t >= ?1 AND t < ?2", from, to,
+	    &out->checkins) != 0 ||
+	    store_summary_count(s, "SELECT count(*) FROM answers WHERE"
+	    " questionnaire <> 'setup' AND answered_at >= ?1 AND"
+	    " answered_at < ?2", from, to, &out->answers) != 0 ||
+	    store_summary_count(s, "SELECT count(*) FROM events WHERE"
+	    " kind = 'escalation' AND t >= ?1 AND t < ?2", from, to,
+	    &out->escalations) != 0)
+		return -1;
+	snprintf(sql, sizeof sql, "SELECT e.patient_id%s'hold'"
+	    " ORDER BY e.patient_id LIMIT ?1", latest);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, "summary");
+	sqlite3_bind_int(st, 1, max);
+	out->hold_ids = xcalloc((size_t)(max > 0 ? max : 1),
+	    sizeof *out->hold_ids);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->nhold_ids < max)
+		out->hold_ids[out->nhold_ids++] = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		store_summary_clear(out);
+		return store_fail(s, "summary");
+	}
+	return 0;
+}
+
+void
+store_summary_clear(struct store_summary *sum)
+{
+	free(sum->hold_ids);
+	sum->hold_ids = NULL;
+	sum->nhold_ids = 0;
+}
+
+/* ---- erasure ------------------------------------------------------ */
+
+/* Prepared each time: a patient is erased once. Children first, so the
+ * foreign keys hold at every step. The highest id erased is kept, so that
+ * no later patient gets it (rowids of a deleted last row come back). */
+int
+store_patient_erase(struct store *s, int64_t id, const char *adapter,
+    const char *chat, int64_t t)
+{
+	static const char *const sql[] = {
+		"DELETE FROM protocol_state WHERE enrolment_id IN"
+		    " (SELECT id FROM enrolments WHERE patient_id = ?1)",
+		"DELETE FROM sessions WHERE enrolment_id IN"
+		    " (SELECT id FROM enrolments WHERE patient_id = ?1)",
+		"DELETE FROM answers WHERE patient_id = ?1",
+		"DELETE FROM jobs WHERE patient_id = ?1",
+		"DELETE FROM events WHERE patient_id = ?1",
+		"DELETE FROM outbox WHERE patient_id = ?1"
+		    " OR (adapter = ?2 AND chat = ?3)",
+		"DELETE FROM inbox WHERE adapter = ?2 AND chat = ?3",
+		"DELETE FROM enrolments WHERE patient_id = ?1",
+		"DELETE FROM patients WHERE id = ?1",
+		"INSERT INTO kv (key, value, updated_at) VALUES ('"
+		    STORE_ERASED_MAX "', ?1, ?4) ON CONFLICT (key) DO UPDATE"
+		    " SET value = max(CAST(value AS INTEGER), ?1),"
+		    " updated_at = ?4",
+	};
+	sqlite3_stmt	*st;
+	size_t		 i;
+	int		 rc;
+
+	for (i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+		if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) !=
+		    SQLITE_OK)
+			return store_fail(s, "patient_erase");
+		sqlite3_bind_int64(st, 1, id);
+		store_bind_text(st, 2, adapter);
+		store_bind_text(st, 3, chat);
+		if (sqlite3_bind_parameter_count(st) >= 4)
+			sqlite3_bind_int64(st, 4, t);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return store_fail(s, "patient_erase");
+	}
+	return 0;
+}
+
+/* Checkpoints the WAL into the database and truncates it to nothing, so
+ * no old page images (of an erased patient, say) stay in the -wal file.
+ * Best effort: a reader (strigil backup) may keep it from completing. */
+void
+store_wal_wipe(struct store *s)
+{
+	int	rc;
+
+	rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+	    NULL, NULL);
+	if (rc != SQLITE_OK)
+		log_warn("event=db_wal_wipe_incomplete error=%s",
+		    log_q(sqlite3_errmsg(s->db)));
 }

@@ -276,4 +276,37 @@ int	store_kv_get(struct store *s, const char *key, char **value);
 int	store_kv_set(struct store *s, const char *key, const char *value,
 	    int64_t t);
 
+/* Deletes everything stored about patient `id`, whose chat is (adapter,
+ * chat): the patient, enrolments, state, sessions, answers, jobs, events,
+ * every message in and out of that chat. Invite codes (the clinic's) and
+ * the adapters' kv state stay; kv STORE_ERASED_MAX keeps the highest id
+ * erased, which no new patient gets. Run it inside a transaction. */
+#define STORE_ERASED_MAX	"store.erased_max"
+/* Checkpoints and truncates the WAL (outside a transaction). */
+void	store_wal_wipe(struct store *s);
+int	store_patient_erase(struct store *s, int64_t id, const char *adapter,
+	    const char *chat, int64_t t);
+
+/* A chat moved (Telegram's migrate_to_chat_id): the patient of
+ * (adapter, from) and their undelivered messages move to `to`. Run it
+ * inside a transaction. *n gets the patients moved (0 or 1). */
+int	store_chat_move(struct store *s, const char *adapter, const char *from,
+	    const char *to, int64_t *n);
+
+/* For a daily summary to the clinician: counts over [from, to), and the
+ * first `max` patients whose course is on clinical hold. */
+struct store_summary {
+	int64_t	 active;		/* patients with an active course */
+	int64_t	 sessions_done;		/* sessions closed as done */
+	int64_t	 checkins;		/* check-ins asked */
+	int64_t	 answers;		/* answers given (each question) */
+	int64_t	 escalations;
+	int64_t	 holds;			/* courses on hold now */
+	int64_t	*hold_ids;		/* owned; nhold_ids of them */
+	int	 nhold_ids;
+};
+int	store_summary(struct store *s, int64_t from, int64_t to, int max,
+	    struct store_summary *out);
+void	store_summary_clear(struct store_summary *sum);
+
 #endif

@@ -10,6 +10,7 @@ return {
 /progress - how your course is going
 /pause and /resume - take a break from reminders
 /stop - end the course
+/erase - delete everything stored about you
 /help - this list]],
 
   unknown_patient = "Hello! To begin, send /start (or open the link your clinic gave you).",
@@ -42,6 +43,9 @@ return {
 
   session_reminder = "Time for session {session}, at {pressure} pressure:",
   session_reminder_end = "Send /done when you've finished, /snooze to be reminded in an hour, or /skip to skip today.",
+  session_reminder_private = "Time for your session. Open the chat for details.",
+  session_reminder_details = "Show details",
+  welcome_back = "Welcome back! While I couldn't reach you I held your reminders. Sessions done so far: {done}; your course is {status}. Send /today to see what's planned.",
   session_done = "Well done! Session noted.",
   session_skipped = "Okay, today's session is skipped.",
   snoozed = "I'll remind you again at {when}.",
@@ -63,6 +67,10 @@ return {
   q_stop_confirm = "Do you want to end your course? Your reminders will stop.",
   stop_cancelled = "Good, your course carries on.",
   stopped = "Your course has ended and you won't get more reminders. Send /start if you want to begin again.",
+
+  q_erase_confirm = "Do you want me to delete everything I have stored about you: your answers, your course and our messages? This can't be undone, and your reminders will stop.",
+  erase_cancelled = "Okay, nothing has been deleted.",
+  erased = "Done: everything I had stored about you has been deleted. If you write again, I'll treat you as someone new.",
 
   holding = "Thanks, I've saved that. Something went wrong on my side, so your clinic's team will look into it. If you feel worse, please contact your clinic directly.",
   protocol_failed = "Patient #{patient}: the protocol {protocol} failed on a scheduled step, so their course is stalled. The error is in the log; it runs again once the protocol is fixed and reloaded.",

@@ -155,6 +155,90 @@ test_push_roundtrip(void)
 	lua_pop(L, 1);
 }
 
+/* luajson_push_text(text) must give what luajson_push(cJSON_Parse(text))
+ * gives: compared by encoding both and comparing the JSON as values. */
+static void
+same_as_cjson_(int line, const char *text)
+{
+	cJSON	*j = cJSON_Parse(text), *a = NULL, *b = NULL;
+	char	*cause = NULL, *ta = NULL, *tb = NULL;
+	int	 top = lua_gettop(L);
+
+	if (luajson_push_text(L, text) != 0) {
+		fprintf(stderr, "%s:%d: %s refused\n", __FILE__, line, text);
+		test_failed_checks++;
+		cJSON_Delete(j);
+		return;
+	}
+	luajson_push(L, j);
+	ta = luajson_encode(L, top + 1, &cause);
+	free(cause);
+	cause = NULL;
+	tb = luajson_encode(L, top + 2, &cause);
+	free(cause);
+	if (ta != NULL)
+		a = cJSON_Parse(ta);
+	if (tb != NULL)
+		b = cJSON_Parse(tb);
+	if (a == NULL || b == NULL || !cJSON_Compare(a, b, 1)) {
+		fprintf(stderr, "%s:%d: %s read as %s, cJSON gives %s\n",
+		    __FILE__, line, text, ta ? ta : "?", tb ? tb : "?");
+		test_failed_checks++;
+	}
+	if (lua_type(L, top + 1) != lua_type(L, top + 2) ||
+	    lua_isinteger(L, top + 1) != lua_isinteger(L, top + 2)) {
+		fprintf(stderr, "%s:%d: %s: types differ\n", __FILE__, line,
+		    text);
+		test_failed_checks++;
+	}
+	lua_settop(L, top);
+	cJSON_Delete(j);
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	free(ta);
+	free(tb);
+}
+#define same_as_cjson(t) same_as_cjson_(__LINE__, t)
+
+static void
+refused_(int line, const char *text)
+{
+	int	top = lua_gettop(L);
+
+	if (luajson_push_text(L, text) == 0 || lua_gettop(L) != top) {
+		fprintf(stderr, "%s:%d: %s taken\n", __FILE__, line, text);
+		test_failed_checks++;
+		lua_settop(L, top);
+	}
+}
+#define refused(t) refused_(__LINE__, t)
+
+static void
+test_push_text(void)
+{
+	same_as_cjson("{\"a\":3,\"b\":2.5,\"c\":[1,\"x\",true],"
+	    "\"d\":{\"e\":null,\"f\":false},\"g\":{}}");
+	same_as_cjson(" { \"s\" : \"a\\\"b\\\\c\\/d\\n\\t\\u0041\" ,"
+	    "\"n\":-1.5e3,\"i\":12345678901,\"z\":0,\"big\":1e300,"
+	    "\"arr\":[1,[2,[3]]],\"nul\":null,\"e\":[],\"k\":1,\"k\":2} ");
+	same_as_cjson("[1,2.25,\"three\",[],{}]");
+	same_as_cjson("{\"pain\":2,\"redness\":false,\"note\":\"ok\"}");
+	same_as_cjson("\"just a string\"");
+	same_as_cjson("-7");
+	same_as_cjson("true");
+	/* What it leaves to cJSON. */
+	refused("");
+	refused("{\"a\":1,}");
+	refused("{\"a\":1} trailing");
+	refused("{\"a\":\"\\u00e9\"}");
+	refused("{\"a\":\"\\u0000\"}");
+	refused("{\"a\":.5}");
+	refused("{\"a\":\"open");
+	refused("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+	    "[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+	    "]]]]]]]]]]]");
+}
+
 int
 main(void)
 {
@@ -163,6 +247,7 @@ main(void)
 	TEST(test_encode);
 	TEST(test_encode_refused);
 	TEST(test_push_roundtrip);
+	TEST(test_push_text);
 	lua_close(L);
 	return TEST_END();
 }

@@ -23,7 +23,7 @@
 #define MEMORY		(16 * 1024 * 1024)
 #define BUDGET		5000000
 #define BUDGET_MSG	"instruction budget exceeded (5000000 instructions)"
-#define MEMORY_MSG	"memory limit exceeded (16777216 bytes)"
+#define MEMORY_MSG	"t.lua: memory limit exceeded (16777216 bytes)"
 
 static struct sandbox *
 new_sandbox(size_t memory, int64_t instructions)
@@ -805,6 +805,76 @@ test_hookless_code(void)
 	sandbox_free(sb);
 }
 
+/* The pattern matcher backtracks in C, out of the hook's sight: each call
+ * is charged its worst case, and refused if that is more than is left. */
+static void
+test_pattern_bombs(void)
+{
+	struct sandbox	*sb = new_sandbox(MEMORY, BUDGET);
+	lua_State	*L = sandbox_state(sb);
+	char		*cause;
+
+	CHECK(fails_with(sb, "local s = string.rep('a', 1e5)\n"
+	    "return string.find(s, '.-.-.-.-.-b')\n",
+	    "t.lua:2: string.find: pattern too costly for a 100000-byte "
+	    "subject (worst case over "));
+	CHECK(fails_with(sb, "local s = string.rep('a', 1e5)\n"
+	    "return s:match('.-b')\n",
+	    "t.lua:2: string.match: pattern too costly for a 100000-byte "
+	    "subject (worst case 10000"));
+	CHECK(fails_with(sb, "local s = string.rep('a', 1e5)\n"
+	    "for w in s:gmatch('(a*)(a*)b') do end\n",
+	    "t.lua:2: string.gmatch: pattern too costly"));
+	CHECK(fails_with(sb, "local s = string.rep('a', 1e5)\n"
+	    "return (s:gsub('%s*(a-)b', ''))\n",
+	    "t.lua:2: string.gsub: pattern too costly"));
+	CHECK(fails_with(sb, "local s = string.rep('a', 3e6)\n"
+	    "return s:find(string.rep('a', 1e4) .. 'b', 1, true)\n",
+	    "t.lua:2: string.find: pattern too costly"));
+	CHECK(fails_with(sb, "local s = string.rep('a', 1e5)\n"
+	    "return s:find(string.rep('a?', 40) .. 'b')\n",
+	    "pattern too costly"));
+	/* Refused up front: pcall may catch that (nothing ran), but a loop
+	 * of refusals still runs out of budget. */
+	CHECK_INT(run_int(sb, "local s = string.rep('a', 1e5)\n"
+	    "local ok = pcall(string.find, s, '.-.-b')\n"
+	    "return ok and 1 or 0\n"), 0);
+	CHECK(fails_as(sb, "local s = string.rep('a', 1e5)\n"
+	    "while true do pcall(string.find, s, '.-.-b') end\n",
+	    "t.lua:2: " BUDGET_MSG));
+	/* Each call that runs is paid for: 200 linear gsubs over 100 kB. */
+	CHECK(fails_as(sb, "local s = string.rep('a ', 5e4)\n"
+	    "for i = 1, 200 do s:gsub('%s+', ' ') end\n",
+	    "t.lua:2: " BUDGET_MSG));
+
+	/* What protocols do stays cheap and correct. */
+	CHECK_INT(run_int(sb, "local t = string.rep('x', 1990) .. ' 12:30 '\n"
+	    "local h, m = t:match('(%d+):(%d+)')\n"
+	    "local a = select(2, ('a b  c'):gsub('%s+', ' '))\n"
+	    "local n = 0\n"
+	    "for w in ('one two three'):gmatch('%a+') do n = n + 1 end\n"
+	    "local i = t:find('12', 1, true)\n"
+	    "local j = ('[x]'):find('[', 1, true)\n"
+	    "local k = ('key=value'):match('^(%w+)=(%w+)$')\n"
+	    "local b = ('f(a(b)c)'):match('%b()')\n"
+	    "local z = ('aXb'):find('X', -2)\n"
+	    "return h * 100 + m + a * 10000 + n * 100000 + "
+	    "(i == 1992 and j == 1 and k == 'key' and b == '(a(b)c)' "
+	    "and z == 2 and 1000000 or 0)\n"), 1321230);
+	/* A malformed pattern is Lua's error, not a crash in the estimate. */
+	CHECK(fails_with(sb, "return ('abc'):find('[a')",
+	    "malformed pattern"));
+	CHECK(fails_with(sb, "return ('abc'):find('%')",
+	    "malformed pattern"));
+	CHECK(fails_with(sb, "return ('abc'):find('%b')",
+	    "missing arguments to '%b'"));
+	cause = NULL;
+	CHECK_INT(run(sb, "return ('abc'):find('[%')", 0, &cause), -1);
+	free(cause);
+	CHECK_INT(lua_gettop(L), 0);
+	sandbox_free(sb);
+}
+
 int
 main(void)
 {
@@ -831,5 +901,6 @@ main(void)
 	TEST(test_syntax_nesting);
 	TEST(test_load_file);
 	TEST(test_hookless_code);
+	TEST(test_pattern_bombs);
 	return TEST_END();
 }

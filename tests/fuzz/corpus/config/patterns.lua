@@ -1,0 +1,9 @@
+local lang = ("de-AT"):match("^(%a+)%-?(%a*)$") or "en"
+local zone = ("Europe/Berlin"):gsub("[^%w/_+-]", "")
+local n = 0
+for w in ("a, b,,c"):gmatch("([^,]*)") do n = n + 1 end
+local b = ("f(a(b)c)"):match("%b()")
+local f = ("THE (quick) fox"):find("%f[%a]%a+", 5)
+local s = ("x"):rep(10, "%1"):find("[%]x]+", 1, false)
+language = lang
+timezone = zone
