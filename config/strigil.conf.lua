@@ -68,7 +68,8 @@ http = {
 	enabled = true,
 }
 
--- The Telegram adapter (long polling). An empty token leaves it off. The token
+-- The Telegram adapter (long polling, or a webhook). An empty token leaves it
+-- off. The token
 -- is a secret: prefer STRIGIL_TELEGRAM_TOKEN or STRIGIL_TELEGRAM_TOKEN_FILE to
 -- writing it here; it is never logged. `api_url` can point at a self-hosted Bot
 -- API server. Escalations go to `clinician_chat` (a chat id; empty: dropped
@@ -80,4 +81,14 @@ telegram = {
 	clinician_chat = "",
 	rate_per_chat = 1,
 	rate_global = 30,
+	-- A webhook instead of polling: a public https:// URL that a TLS reverse
+	-- proxy forwards to POST /telegram/webhook on the HTTP server, and a
+	-- secret (1-256 of A-Za-z0-9_-; prefer STRIGIL_TELEGRAM_WEBHOOK_SECRET_FILE).
+	webhook_url = "",
+	webhook_secret = "",
+	-- "HH:MM" in `timezone`: yesterday's summary to clinician_chat; "": none.
+	summary_time = "",
+	-- true: a reminder says only "Time for your session. Open the chat for
+	-- details." until the patient taps for the details.
+	private_reminders = false,
 }

@@ -84,6 +84,8 @@ struct config_key {
 
 static int config__parse_string(void *, const struct config_key *,
     const struct config_value *, char **);
+static int config__parse_username(void *, const struct config_key *,
+    const struct config_value *, char **);
 static int config__parse_optional(void *, const struct config_key *,
     const struct config_value *, char **);
 static int config__parse_zone(void *, const struct config_key *,
@@ -136,6 +138,9 @@ static const struct config_key config_keys[] = {
 	  "info", 0, 0 },
 	{ "console", CONFIG_BOOLEAN, F(console), config__parse_boolean,
 	  "true", 0, 0 },
+	/* Test only: `run` on a virtual clock that POST /test/wait moves. */
+	{ "test_clock", CONFIG_BOOLEAN, F(test_clock), config__parse_boolean,
+	  "false", 0, 0 },
 	{ "http.listen", CONFIG_STRING, F(http_listen), config__parse_string,
 	  "127.0.0.1", 0, 0 },
 	/* 0 picks a free port (tests); the log says which. */
@@ -157,6 +162,20 @@ static const struct config_key config_keys[] = {
 	  config__parse_int64, "1", 1, 1000 },
 	{ "telegram.rate_global", CONFIG_INTEGER, F(tg_rate_global),
 	  config__parse_int64, "30", 1, 10000 },
+	/* The bot's username: `strigil invite` prints a t.me link with it. */
+	{ "telegram.username", CONFIG_STRING, F(tg_username),
+	  config__parse_username, "", 0, 0 },
+	/* Set: webhook mode (checked with the secret by the adapter). */
+	{ "telegram.webhook_url", CONFIG_STRING, F(tg_webhook_url),
+	  config__parse_optional, "", 0, 0 },
+	/* A secret: never logged; STRIGIL_TELEGRAM_WEBHOOK_SECRET_FILE. */
+	{ "telegram.webhook_secret", CONFIG_STRING, F(tg_webhook_secret),
+	  config__parse_optional, "", 0, 0 },
+	/* "HH:MM" in `timezone`, or "" for no daily summary. */
+	{ "telegram.summary_time", CONFIG_STRING, F(tg_summary_time),
+	  config__parse_optional, "", 0, 0 },
+	{ "telegram.private_reminders", CONFIG_BOOLEAN,
+	  F(tg_private_reminders), config__parse_boolean, "false", 0, 0 },
 };
 #undef F
 #define CONFIG_NKEYS	(sizeof config_keys / sizeof config_keys[0])
@@ -208,6 +227,25 @@ config__parse_string(void *field, const struct config_key *key,
 }
 
 /* A string that may be empty: "" turns a feature off (telegram.token). */
+/* A Telegram bot username, with or without its '@': 5 to 32 of
+ * [A-Za-z0-9_] (it goes into a link, so nothing else may pass). */
+static int
+config__parse_username(void *field, const struct config_key *key,
+    const struct config_value *v, char **why)
+{
+	const char	*u = v->s + (v->s[0] == '@');
+	size_t		 n = strlen(u);
+
+	if (*v->s != '\0' && (n < 5 || n > 32 ||
+	    strspn(u, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789_") != n)) {
+		*why = xstrdup("must be a bot username: 5 to 32 letters, "
+		    "digits or _");
+		return -1;
+	}
+	return config__parse_optional(field, key, v, why);
+}
+
 static int
 config__parse_optional(void *field, const struct config_key *key,
     const struct config_value *v, char **why)

@@ -42,6 +42,12 @@ struct config {
 	char	*tg_clinician_chat;	/* chat id for escalations, or "" */
 	int64_t	 tg_rate_per_chat;	/* messages a second to one chat (1) */
 	int64_t	 tg_rate_global;	/* messages a second in all (30) */
+	char	*tg_username;		/* the bot's @name for invite links, "" */
+	char	*tg_webhook_url;	/* public URL: webhook mode; "" polls */
+	char	*tg_webhook_secret;	/* X-Telegram-Bot-Api-Secret-Token */
+	char	*tg_summary_time;	/* "HH:MM" daily summary, "" off */
+	int	 tg_private_reminders;	/* reminders without clinical detail */
+	int	 test_clock;		/* test only: virtual time in `run` */
 };
 
 /* Fills `cfg` with defaults, then the file at `path` (skipped if NULL), then

@@ -228,6 +228,59 @@ daemon_adapters(void *ud, struct health_adapter *out, int max)
 }
 
 /*
+ * test_clock (tests only): `run` keeps a virtual clock, and POST
+ * /test/wait?seconds=N moves it on, running each job at its own due time
+ * like the console's /wait. The time reached is kept in kv "test.clock",
+ * so a restarted daemon goes on from there, never back.
+ */
+#define DAEMON_TEST_CLOCK_KEY	"test.clock"
+
+static int
+daemon_test_wait(const struct http_request *req, struct http_response *res,
+    void *ud)
+{
+	struct daemon	*d = ud;
+	char		*end, v[32];
+	long long	 s = -1;
+	int		 n;
+
+	if (strncmp(req->query, "seconds=", 8) == 0)
+		s = strtoll(req->query + 8, &end, 10);
+	if (s < 0 || s > 366LL * 86400 || *end != '\0') {
+		res->status = 400;
+		http_response_printf(res, "seconds=N (0 to a year)\n");
+		return 0;
+	}
+	n = sched_run_until(d->e, clock_now() + s, daemon_after_jobs, d);
+	snprintf(v, sizeof v, "%lld", (long long)clock_now());
+	if (n < 0 || store_kv_set(d->st, DAEMON_TEST_CLOCK_KEY, v,
+	    clock_now()) != 0)
+		return -1;
+	daemon_after_jobs(d);
+	sched_kick(d->sched);
+	res->content_type = "application/json";
+	http_response_printf(res, "{\"now\":%s,\"jobs\":%d}\n", v, n);
+	return 0;
+}
+
+/* Goes on from the virtual time a test reached before a restart. */
+static void
+daemon_test_clock(struct daemon *d)
+{
+	char	*v = NULL;
+	int64_t	 t;
+
+	if (store_kv_get(d->st, DAEMON_TEST_CLOCK_KEY, &v) == 0) {
+		t = strtoll(v, NULL, 10);
+		if (t > clock_now())
+			clock_advance(t - clock_now());
+	}
+	free(v);
+	log_warn("event=test_clock hint=%s", log_q("virtual time: for tests "
+	    "only (POST /test/wait?seconds=N)"));
+}
+
+/*
  * Serves /healthz and /metrics. An address that is not one, or a port we
  * cannot have (taken, say), stops the start with a clear message: a daemon
  * running without the endpoints its health check and monitoring expect
@@ -256,6 +309,9 @@ daemon_http(struct daemon *d, const struct config *cfg, char **cause)
 		goto fail;
 	}
 	if ((rc = health_routes(d->http, &d->health)) != 0 ||
+	    (d->tg != NULL && (rc = tg_routes(d->tg, d->http)) != 0) ||
+	    (cfg->test_clock && (rc = http_route(d->http, "POST",
+	    "/test/wait", daemon_test_wait, d)) != 0) ||
 	    (rc = http_listen(d->http, cfg->http_listen,
 	    (int)cfg->http_port)) != 0) {
 		http_close(d->http);
@@ -322,13 +378,16 @@ daemon_main(const struct daemon_opts *o)
 	int		 rc = 1;
 
 	memset(&d, 0, sizeof d);
-	clock_init(o->chat ? CLOCK_OFFSET : CLOCK_REAL, o->start);
+	clock_init(o->chat || o->cfg->test_clock ? CLOCK_OFFSET : CLOCK_REAL,
+	    o->start);
 	if (uv_loop_init(&d.loop) != 0) {
 		fprintf(stderr, "strigil: cannot start the event loop\n");
 		return 1;
 	}
 	if (daemon_open(&d, o, &cause) != 0)
 		goto out;
+	if (!o->chat && o->cfg->test_clock)
+		daemon_test_clock(&d);
 	if (sched_new(&d.sched, &d.loop, d.e, daemon_after_jobs, &d) != 0 ||
 	    daemon_signals(&d) != 0) {
 		cause = xstrdup("cannot set up timers and signals");

@@ -32,6 +32,7 @@ struct fetch_xfer {
 	char			*buf;		/* the answer so far */
 	size_t			 len, cap, max;
 	int			 too_big;
+	int			 cancel;	/* fetch_cancel() takes it */
 	long			 retry_after;
 	fetch_done_fn		*cb;
 	void			*ud;
@@ -422,6 +423,35 @@ int
 fetch_active(const struct fetch *f)
 {
 	return f->nxfers;
+}
+
+int
+fetch_cancel(struct fetch *f, fetch_done_fn *cb, void *ud)
+{
+	struct fetch_xfer	*x;
+	int			 n = 0;
+
+	if (f->closing)
+		return 0;
+	/* Marked first, then from the head again after each: a callback may
+	 * start another request (unmarked, so it runs), which changes the
+	 * list. */
+	for (x = f->xfers; x != NULL; x = x->next)
+		x->cancel = x->cb == cb && x->ud == ud;
+	for (;;) {
+		for (x = f->xfers; x != NULL; x = x->next)
+			if (x->cancel)
+				break;
+		if (x == NULL)
+			return n;
+		/* Its socket's poll handle is closed through fetch_socket()
+		 * (CURL_POLL_REMOVE) or stays with curl's connection cache. */
+		curl_multi_remove_handle(f->multi, x->easy);
+		fetch_unlink(x);
+		fetch_finish(x, FETCH_ECANCELED, "cancelled");
+		fetch_free_xfer(x);
+		n++;
+	}
 }
 
 static void

@@ -66,4 +66,10 @@ int	fetch_start(struct fetch *f, const struct fetch_req *req,
 /* Requests running now. */
 int	fetch_active(const struct fetch *f);
 
+/* Cancels the running requests started with this callback and `ud` (a
+ * stalled long poll, say): each callback is called now with
+ * FETCH_ECANCELED and its handle freed. Returns how many. Not from inside
+ * one of this client's callbacks. */
+int	fetch_cancel(struct fetch *f, fetch_done_fn *cb, void *ud);
+
 #endif

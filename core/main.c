@@ -398,8 +398,16 @@ cmd_invite(const struct config *cfg, int argc, char **argv)
 	printf("expires:     %s\n", when);
 	printf("\nThe patient sends this to the bot:\n  /start %s\n",
 	    inv.code);
-	printf("On Telegram, the link does the same (put in your bot's "
-	    "username):\n  https://t.me/<bot>?start=%s\n", inv.code);
+	/* On Telegram a link does it in one tap: t.me/<bot>?start=CODE
+	 * opens the chat and sends /start CODE. */
+	if (cfg->tg_username[0] != '\0')
+		printf("On Telegram, this link does the same:\n"
+		    "  https://t.me/%s?start=%s\n", cfg->tg_username +
+		    (cfg->tg_username[0] == '@'), inv.code);
+	else
+		printf("On Telegram, the link does the same (put in your bot's "
+		    "username, or set telegram.username):\n"
+		    "  https://t.me/<bot>?start=%s\n", inv.code);
 	memset(inv.code, 0, sizeof inv.code);
 	return 0;
 }

@@ -90,13 +90,36 @@ tg_send_tick(uv_timer_t *h)
 }
 
 static void
+tg_free(struct telegram *t)
+{
+	if (t->secret != NULL)
+		explicit_bzero(t->secret, strlen(t->secret));
+	free(t->secret);
+	free(t->base);
+	free(t);
+}
+
+static void
 tg_handle_closed(uv_handle_t *h)
 {
 	struct telegram	*t = h->data;
 
-	if (--t->handles == 0) {
-		free(t->base);
-		free(t);
+	if (--t->handles == 0)
+		tg_free(t);
+}
+
+/* The adapter's timers; each counts in `handles` until closed. */
+static void
+tg_timers(struct telegram *t)
+{
+	uv_timer_t	*ts[] = { &t->poll_timer, &t->poll_watch,
+			    &t->send_timer, &t->summary_timer };
+	size_t		 i;
+
+	for (i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+		uv_timer_init(t->loop, ts[i]);
+		ts[i]->data = t;
+		t->handles++;
 	}
 }
 
@@ -112,6 +135,10 @@ tg_new(struct telegram **out, uv_loop_t *loop, struct engine *e,
 	t->loop = loop;
 	t->e = e;
 	t->s = s;
+	t->cfg = cfg;
+	t->summary_min = -1;
+	t->private_reminders = cfg->tg_private_reminders;
+	t->webhook = cfg->tg_webhook_url[0] != '\0';
 	t->poll_timeout = (long)cfg->tg_poll_timeout;
 	t->rate_chat = (double)cfg->tg_rate_per_chat;
 	t->rate_global = (double)cfg->tg_rate_global;
@@ -122,30 +149,41 @@ tg_new(struct telegram **out, uv_loop_t *loop, struct engine *e,
 		if (*end != '\0' || t->clinician == 0) {
 			*cause = xstrdup("telegram.clinician_chat: not a chat "
 			    "id (a number such as -1001234567890)");
-			free(t);
+			tg_free(t);
 			return -1;
 		}
 	}
+	if (tg_hook_check(cfg, cause) != 0 || tg_offset_load(t, cause) != 0) {
+		tg_free(t);
+		return -1;
+	}
+	if (t->webhook)
+		t->secret = xstrdup(cfg->tg_webhook_secret);
 	while (n > 0 && api[n - 1] == '/')
 		n--;
 	t->base = xasprintf("%.*s/bot%s", (int)n, api, cfg->tg_token);
 	if (fetch_new(&t->f, loop, cause) != 0) {
-		free(t->base);
-		free(t);
+		tg_free(t);
 		return -1;
 	}
 	srandom((unsigned)clock_mono_ns());
-	uv_timer_init(loop, &t->poll_timer);
-	uv_timer_init(loop, &t->send_timer);
-	t->poll_timer.data = t->send_timer.data = t;
-	t->handles = 2;
+	tg_timers(t);
+	if (tg_summary_start(t, cause) != 0) {
+		tg_close(t);
+		return -1;
+	}
 	/* Retries and rate-limited rows come due with time (the outbox's
 	 * not_before is in whole seconds); a quarter second keeps the delay
 	 * small for the price of one indexed query. */
 	uv_timer_start(&t->send_timer, tg_send_tick, 250, 250);
 	metrics_adapter_register(TG_ADAPTER);
-	log_info("event=telegram_started poll_timeout=%ld", t->poll_timeout);
-	tg_poll_start(t);
+	log_info("event=telegram_started mode=%s poll_timeout=%ld "
+	    "private_reminders=%d", t->webhook ? "webhook" : "polling",
+	    t->poll_timeout, t->private_reminders);
+	/* setWebhook, or deleteWebhook and then the first poll. The
+	 * request goes out once the loop runs, after the HTTP server that
+	 * receives the webhook listens. */
+	tg_hook_start(t);
 	*out = t;
 	return 0;
 }
@@ -167,5 +205,7 @@ tg_close(struct telegram *t)
 	fetch_close(t->f);
 	tg_send_free(t);
 	uv_close((uv_handle_t *)&t->poll_timer, tg_handle_closed);
+	uv_close((uv_handle_t *)&t->poll_watch, tg_handle_closed);
 	uv_close((uv_handle_t *)&t->send_timer, tg_handle_closed);
+	uv_close((uv_handle_t *)&t->summary_timer, tg_handle_closed);
 }

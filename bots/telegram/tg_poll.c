@@ -2,10 +2,13 @@
  * tg_poll.c: receiving by long polling.
  *
  * One getUpdates at a time, held by Telegram up to poll_timeout seconds; the
- * transfer may take 15 s more before we give up on it. Each update goes to
- * the engine as "u<update_id>": the inbox keeps it from being handled twice
- * when, after a restart, the updates we never confirmed come again (the
- * offset we send confirms only what the engine has stored).
+ * transfer may take TG_POLL_SLACK_S more before curl gives up on it, and a
+ * watchdog timer cancels a poll that outlives even that (a stalled socket
+ * nobody wakes). Each update goes to the engine as "u<update_id>" together
+ * with the cursor "telegram.offset" = update_id + 1, in one transaction:
+ * after a crash the offset we load is exactly past the last update stored,
+ * so nothing is lost and nothing is handled twice (and the inbox would
+ * drop a repeat anyway).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,13 +23,38 @@
 #include "tg_update.h"
 #include "xmalloc.h"
 
-#define TG_POLL_SLACK_S	15	/* transfer timeout beyond poll_timeout */
-
-/* Shown on a button whose question is no longer the one asked. */
-#define TG_STALE_TEXT	"That question was already answered. Please answer " \
-			"the latest one."
+/* An empty poll answered faster than this is followed by a pause. */
+#define TG_POLL_MIN_MS	1000
 
 static void	tg_poll_done(void *, const struct fetch_result *);
+
+/* The offset stored by the last run: 0, or -1 with *cause. */
+int
+tg_offset_load(struct telegram *t, char **cause)
+{
+	char	*v = NULL, *end;
+	int	 rc;
+
+	rc = store_kv_get(engine_store(t->e), TG_KV_OFFSET, &v);
+	if (rc == STORE_NOTFOUND)
+		return 0;
+	if (rc != 0) {
+		*cause = xstrdup("telegram: cannot read the stored offset");
+		return -1;
+	}
+	t->offset = strtoll(v, &end, 10);
+	if (*end != '\0' || end == v || t->offset < 0) {
+		/* Refuse rather than guess: 0 would take every update
+		 * Telegram still holds, again. */
+		*cause = xstrdup("telegram: the stored offset (kv "
+		    TG_KV_OFFSET ") is not a number");
+		free(v);
+		return -1;
+	}
+	free(v);
+	log_info("event=telegram_offset offset=%" PRId64, t->offset);
+	return 0;
+}
 
 static void
 tg_poll_timer_fired(uv_timer_t *h)
@@ -46,12 +74,30 @@ tg_poll_backoff(struct telegram *t, const char *why, long status)
 	uv_timer_start(&t->poll_timer, tg_poll_timer_fired, (uint64_t)ms, 0);
 }
 
+/* The poll outlived its own transfer timeout: cancel it, poll anew. */
+static void
+tg_poll_watchdog(uv_timer_t *h)
+{
+	struct telegram	*t = h->data;
+
+	if (t->closing || !t->polling)
+		return;
+	t->stalls++;
+	log_warn("event=telegram_poll_stalled action=restart stalls=%" PRIu64,
+	    t->stalls);
+	/* tg_poll_done() sees FETCH_ECANCELED and does nothing more. */
+	fetch_cancel(t->f, tg_poll_done, t);
+	t->polling = 0;
+	tg_poll_start(t);
+}
+
 void
 tg_poll_start(struct telegram *t)
 {
 	char	body[256];
+	long	timeout_s = t->poll_timeout + TG_POLL_SLACK_S;
 
-	if (t->closing || t->stopped)
+	if (t->closing || t->stopped || t->webhook || t->polling)
 		return;
 	if (t->offset > 0)
 		snprintf(body, sizeof body, "{\"offset\":%" PRId64 ",",
@@ -61,70 +107,18 @@ tg_poll_start(struct telegram *t)
 	snprintf(body + strlen(body), sizeof body - strlen(body),
 	    "\"limit\":100,\"timeout\":%ld,\"allowed_updates\":"
 	    "[\"message\",\"callback_query\"]}", t->poll_timeout);
-	tg_call(t, "getUpdates", body,
-	    (t->poll_timeout + TG_POLL_SLACK_S) * 1000, tg_poll_done, t);
-}
-
-static void
-tg_answer_callback(struct telegram *t, const char *id, const char *text)
-{
-	cJSON	*o = cJSON_CreateObject();
-	char	*body;
-
-	cJSON_AddStringToObject(o, "callback_query_id", id);
-	if (text != NULL)
-		cJSON_AddStringToObject(o, "text", text);
-	body = cJSON_PrintUnformatted(o);
-	tg_call(t, "answerCallbackQuery", body, 0, NULL, NULL);
-	cJSON_free(body);
-	cJSON_Delete(o);
-}
-
-/* One update into the engine. -1 only when the database failed: then the
- * update is not confirmed and comes again. */
-static int
-tg_handle(struct telegram *t, const struct tg_update *u)
-{
-	char	 chat[32], ext[32], *text = NULL;
-	int	 rc = 0, live = 1;
-
-	if (u->kind == TG_OTHER)
-		return 0;
-	if (!u->is_private) {
-		/* Patients talk to the bot alone; a group (the clinicians')
-		 * is not a patient. A button there is still answered. */
-		if (u->kind == TG_CALLBACK && u->callback_id != NULL)
-			tg_answer_callback(t, u->callback_id, NULL);
-		return 0;
-	}
-	snprintf(chat, sizeof chat, "%" PRId64, u->chat_id);
-	snprintf(ext, sizeof ext, "u%" PRId64, u->update_id);
-	if (u->kind == TG_CALLBACK) {
-		live = u->text != NULL &&
-		    tg_button_text(t, u->chat_id, u->text, &text) == 1;
-		if (live)
-			rc = engine_inbound(t->e, TG_ADAPTER, chat, ext, text,
-			    clock_now());
-		free(text);
-		if (rc < 0)
-			return -1;
-		if (u->callback_id != NULL)
-			tg_answer_callback(t, u->callback_id,
-			    live ? NULL : TG_STALE_TEXT);
-		return 0;
-	}
-	/* No text (a photo, a sticker): the engine answers an empty message
-	 * as one it did not understand, which asks for words. */
-	rc = engine_inbound(t->e, TG_ADAPTER, chat, ext,
-	    u->text != NULL ? u->text : "", clock_now());
-	return rc < 0 ? -1 : 0;
+	t->polling = 1;
+	uv_timer_start(&t->poll_watch, tg_poll_watchdog,
+	    (uint64_t)(timeout_s + TG_WATCHDOG_SLACK_S) * 1000, 0);
+	tg_call(t, "getUpdates", body, timeout_s * 1000, tg_poll_done, t);
 }
 
 static void
 tg_poll_updates(struct telegram *t, const struct fetch_result *r)
 {
 	struct tg_update	*v = NULL;
-	char			*cause = NULL;
+	struct engine_cursor	 cur;
+	char			 next[32], *cause = NULL;
 	int			 n = 0, i;
 
 	if (tg_parse_updates(r->body, r->len, &v, &n, &cause) != 0) {
@@ -135,10 +129,17 @@ tg_poll_updates(struct telegram *t, const struct fetch_result *r)
 		return;
 	}
 	for (i = 0; i < n; i++) {
-		if (tg_handle(t, &v[i]) != 0)
+		if (v[i].update_id < t->offset) {
+			/* Below what we confirmed: never one we have not
+			 * stored (Telegram sends none), so nothing to do. */
+			continue;
+		}
+		snprintf(next, sizeof next, "%" PRId64, v[i].update_id + 1);
+		cur.key = TG_KV_OFFSET;
+		cur.value = next;
+		if (tg_receive(t, &v[i], &cur) != 0)
 			break;
-		if (v[i].update_id >= t->offset)
-			t->offset = v[i].update_id + 1;
+		t->offset = v[i].update_id + 1;
 	}
 	tg_updates_free(v, n);
 	tg_flush(t);
@@ -149,6 +150,14 @@ tg_poll_updates(struct telegram *t, const struct fetch_result *r)
 	}
 	t->poll_fails = 0;
 	t->connected = 1;
+	/* An empty answer that came at once was not held (an emulator, a
+	 * proxy that cuts long polls, timeout 0): polling straight again
+	 * would spin. Wait a little; Telegram itself holds the poll. */
+	if (n == 0 && r->elapsed_ns < (uint64_t)TG_POLL_MIN_MS * 1000000) {
+		uv_timer_start(&t->poll_timer, tg_poll_timer_fired,
+		    TG_POLL_MIN_MS, 0);
+		return;
+	}
 	tg_poll_start(t);
 }
 
@@ -159,6 +168,8 @@ tg_poll_done(void *ud, const struct fetch_result *r)
 
 	if (r->error == FETCH_ECANCELED || t->closing)
 		return;
+	t->polling = 0;
+	uv_timer_stop(&t->poll_watch);
 	if (r->error != 0) {
 		/* A timeout or a dropped connection: no answer, try again. */
 		tg_poll_backoff(t, "network", 0);
@@ -179,7 +190,9 @@ tg_poll_done(void *ud, const struct fetch_result *r)
 		    log_q("the Bot API refused telegram.token"));
 		return;
 	case 409:
-		/* Another getUpdates or a webhook holds the bot. */
+		/* Another getUpdates or a webhook holds the bot: backing off
+		 * (doubling, with jitter) keeps two daemons from taking
+		 * turns at a request a second. */
 		tg_poll_backoff(t, "conflict", r->status);
 		return;
 	default:

@@ -11,6 +11,10 @@
  *
  * Buttons carry "a:<questionnaire>:<index>:<value>" (an answer to the
  * question asked at that index) or "c:<command>" (a reminder's command).
+ * A row whose meta is {"type":"edit","message_id":N} goes out as
+ * editMessageText of message N (an answered question); with
+ * telegram.private_reminders, a reminder nobody asked for goes out as the
+ * neutral text in its meta.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -318,22 +322,114 @@ tg_part_end(const char *s, size_t off)
 
 static void	tg_send_done(void *, const struct fetch_result *);
 
+/*
+ * telegram.private_reminders: a reminder the patient did not ask for goes
+ * out as the engine's neutral text (no session, pressure or steps: a
+ * locked screen shows notifications) with one button that asks for the
+ * details (/today), whose answer is a reply and so goes out in full.
+ * Returns the neutral text (caller frees) and its keyboard, or NULL.
+ */
+static char *
+tg_private(struct telegram *t, const char *meta, cJSON **kb)
+{
+	cJSON		*m, *rows, *row;
+	const char	*type, *neutral, *details;
+	char		*text = NULL;
+
+	*kb = NULL;
+	if (!t->private_reminders || meta == NULL ||
+	    (m = cJSON_Parse(meta)) == NULL)
+		return NULL;
+	type = cJSON_GetStringValue(cJSON_GetObjectItem(m, "type"));
+	neutral = cJSON_GetStringValue(cJSON_GetObjectItem(m, "neutral"));
+	details = cJSON_GetStringValue(cJSON_GetObjectItem(m, "details"));
+	if (type != NULL && strcmp(type, "reminder") == 0 && neutral != NULL &&
+	    neutral[0] != '\0' && !cJSON_IsTrue(cJSON_GetObjectItem(m,
+	    "reply"))) {
+		text = xstrdup(neutral);
+		*kb = cJSON_CreateObject();
+		rows = cJSON_AddArrayToObject(*kb, "inline_keyboard");
+		cJSON_AddItemToArray(rows, row = cJSON_CreateArray());
+		if (tg_button(row, details != NULL && details[0] != '\0' ?
+		    details : "/today", "c:/today") != 0) {
+			cJSON_Delete(*kb);
+			*kb = NULL;
+		}
+	}
+	cJSON_Delete(m);
+	return text;
+}
+
+/* A row with meta {"type":"edit","message_id":N} edits message N of its
+ * chat to the row's text (tg_recv.c queues them for answered questions);
+ * through the outbox, an edit waits for the chat's rate limit and 429s
+ * like any message. Returns N, or 0 for a message to send. */
+static int64_t
+tg_edit_of(const char *meta)
+{
+	cJSON		*m;
+	const char	*type;
+	int64_t		 id = 0;
+
+	if (meta == NULL || strstr(meta, "\"edit\"") == NULL ||
+	    (m = cJSON_Parse(meta)) == NULL)
+		return 0;
+	type = cJSON_GetStringValue(cJSON_GetObjectItem(m, "type"));
+	if (type == NULL || strcmp(type, "edit") != 0 ||
+	    tg_json_id(cJSON_GetObjectItem(m, "message_id"), &id) != 0)
+		id = 0;
+	cJSON_Delete(m);
+	return id;
+}
+
+static void
+tg_send_edit(struct telegram *t)
+{
+	struct tg_out	*o = &t->out;
+	cJSON		*b = cJSON_CreateObject();
+	char		 id[32], *body;
+
+	snprintf(id, sizeof id, "%" PRId64, o->chat);
+	cJSON_AddRawToObject(b, "chat_id", id);
+	snprintf(id, sizeof id, "%" PRId64, o->edit);
+	cJSON_AddRawToObject(b, "message_id", id);
+	cJSON_AddStringToObject(b, "text", o->row.body);
+	body = cJSON_PrintUnformatted(b);
+	cJSON_Delete(b);
+	log_debug("event=telegram_edit row=%" PRId64, o->row.id);
+	tg_call(t, "editMessageText", body, 0, tg_send_done, t);
+	cJSON_free(body);
+}
+
 static void
 tg_send_part(struct telegram *t)
 {
 	struct tg_out	*o = &t->out;
 	size_t		 end = tg_part_end(o->row.body, o->off);
-	cJSON		*b = cJSON_CreateObject(), *kb;
+	cJSON		*b, *kb;
 	char		 id[32], *text, *body;
 
+	if ((o->edit = tg_edit_of(o->row.meta)) != 0) {
+		tg_send_edit(t);
+		return;
+	}
+	b = cJSON_CreateObject();
 	snprintf(id, sizeof id, "%" PRId64, o->chat);
 	cJSON_AddRawToObject(b, "chat_id", id);	/* an Integer, exact */
+	free(o->neutral);
+	if ((o->neutral = tg_private(t, o->row.meta, &kb)) != NULL) {
+		cJSON_AddStringToObject(b, "text", o->neutral);
+		if (kb != NULL)
+			cJSON_AddItemToObject(b, "reply_markup", kb);
+		goto send;
+	}
 	text = xstrndup(o->row.body + o->off, end - o->off);
 	cJSON_AddStringToObject(b, "text", text);
 	free(text);
 	/* The buttons go under the last part, where the question is. */
 	if (o->row.body[end] == '\0' && (kb = tg_keyboard(o->row.meta)) != NULL)
 		cJSON_AddItemToObject(b, "reply_markup", kb);
+send:
 	body = cJSON_PrintUnformatted(b);
 	cJSON_Delete(b);
 	log_debug("event=telegram_send row=%" PRId64 " offset=%zu", o->row.id,
@@ -410,7 +506,10 @@ tg_flush(struct telegram *t)
 	int64_t	now;
 	int	rc;
 
-	if (t->closing || t->out.active || t->flushing)
+	if (t->closing || t->flushing)
+		return;
+	tg_summary_poll(t);
+	if (t->out.active)
 		return;
 	t->flushing = 1;
 	do {
@@ -442,6 +541,28 @@ tg_blocked(struct telegram *t, const struct store_out *row)
 	store_patient_clear(&p);
 }
 
+/* The chat became a supergroup: the row (and the chat's other rows, and
+ * its patient) go to the new id, at once. */
+static void
+tg_send_migrated(struct telegram *t, int64_t to)
+{
+	struct tg_out	*o = &t->out;
+	char		 from[32], dest[32];
+	int64_t		 n;
+
+	snprintf(dest, sizeof dest, "%" PRId64, to);
+	if (strcmp(o->row.chat, TG_CLINICIAN) == 0) {
+		log_warn("event=telegram_clinician_chat_migrated hint=%s",
+		    log_q("set telegram.clinician_chat to the new id"));
+		t->clinician = to;
+		return;
+	}
+	snprintf(from, sizeof from, "%" PRId64, o->chat);
+	if (tg_chat_moved(t, from, dest, NULL, &n) != 0)
+		tg_defer(t, tg_chat_get(t, o->chat), o->row.id,
+		    clock_now_ms() + tg_backoff_ms(1));
+}
+
 /* What to do with the row after an answer other than 200. */
 static void
 tg_send_failed(struct telegram *t, struct tg_chat *c,
@@ -456,6 +577,16 @@ tg_send_failed(struct telegram *t, struct tg_chat *c,
 	err.retry_after = -1;
 	if (r->error == 0 && r->body != NULL)
 		tg_parse_error(r->body, r->len, &err);
+	if (o->edit != 0 && r->error == 0 && r->status == 400) {
+		/* "message is not modified": it shows the answer already
+		 * (a repeat). Another 400 (the message was deleted, is too
+		 * old to edit) will not change with retrying. */
+		if (strstr(err.description, "message is not modified") != NULL)
+			tg_mark_sent(t, o->row.id);
+		else
+			tg_mark_dropped(t, o->row.id, "edit_refused");
+		return;
+	}
 	if (r->error == 0 && r->status == 429) {
 		ra = err.retry_after > 0 ? err.retry_after :
 		    r->retry_after > 0 ? r->retry_after : 1;
@@ -469,6 +600,10 @@ tg_send_failed(struct telegram *t, struct tg_chat *c,
 	if (r->error == 0 && r->status == 403) {
 		tg_blocked(t, &o->row);
 		tg_mark_dropped(t, o->row.id, "blocked");
+		return;
+	}
+	if (r->error == 0 && err.migrate_to != 0) {
+		tg_send_migrated(t, err.migrate_to);
 		return;
 	}
 	/* Network errors, 5xx, and anything else: try again later. */
@@ -497,7 +632,7 @@ tg_send_done(void *ud, const struct fetch_result *r)
 	if (r->error == 0 && r->status == 200) {
 		c->fails = 0;
 		end = tg_part_end(o->row.body, o->off);
-		if (o->row.body[end] != '\0') {
+		if (o->neutral == NULL && o->row.body[end] != '\0') {
 			/* The next part waits for the chat's bucket like
 			 * any message; the row keeps its place. */
 			c->part_row = o->row.id;
@@ -511,6 +646,8 @@ tg_send_done(void *ud, const struct fetch_result *r)
 	} else
 		tg_send_failed(t, c, r);
 	store_out_clear(&o->row);
+	free(o->neutral);
+	o->neutral = NULL;
 	o->active = 0;
 	tg_flush(t);
 }
@@ -524,6 +661,8 @@ tg_send_free(struct telegram *t)
 		store_out_clear(&t->out.row);
 		t->out.active = 0;
 	}
+	free(t->out.neutral);
+	t->out.neutral = NULL;
 	while ((c = t->chats) != NULL) {
 		t->chats = c->next;
 		free(c);

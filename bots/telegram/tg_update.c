@@ -68,6 +68,27 @@ tg_read_message(const cJSON *m, struct tg_update *u)
 	return 0;
 }
 
+/* The label of the inline button with callback_data `data` on message
+ * `m`, or NULL. */
+static char *
+tg_label(const cJSON *m, const char *data)
+{
+	const cJSON	*kb, *row, *b;
+	const char	*d;
+
+	kb = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+	    m, "reply_markup"), "inline_keyboard");
+	cJSON_ArrayForEach(row, kb) {
+		cJSON_ArrayForEach(b, row) {
+			d = cJSON_GetStringValue(
+			    cJSON_GetObjectItemCaseSensitive(b, "callback_data"));
+			if (d != NULL && strcmp(d, data) == 0)
+				return tg_string(b, "text");
+		}
+	}
+	return NULL;
+}
+
 static int
 tg_read_callback(const cJSON *q, struct tg_update *u)
 {
@@ -84,6 +105,11 @@ tg_read_callback(const cJSON *q, struct tg_update *u)
 		u->is_private = 1;
 	}
 	u->text = tg_string(q, "data");
+	if (msg != NULL) {
+		u->msg_text = tg_string(msg, "text");
+		if (u->text != NULL)
+			u->label = tg_label(msg, u->text);
+	}
 	return 0;
 }
 
@@ -110,9 +136,8 @@ tg_read_update(const cJSON *obj, struct tg_update *u, char **cause)
 		if (tg_read_callback(q, u) == 0)
 			u->kind = TG_CALLBACK;
 		else {
-			free(u->callback_id);
-			free(u->text);
-			u->callback_id = u->text = NULL;
+			tg_update_clear(u);
+			u->kind = TG_OTHER;
 		}
 	}
 	return 0;
@@ -176,7 +201,9 @@ tg_update_clear(struct tg_update *u)
 {
 	free(u->text);
 	free(u->callback_id);
-	u->text = u->callback_id = NULL;
+	free(u->msg_text);
+	free(u->label);
+	u->text = u->callback_id = u->msg_text = u->label = NULL;
 }
 
 void

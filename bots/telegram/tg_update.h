@@ -29,6 +29,10 @@ struct tg_update {
 	int		 is_private;	/* chat.type is "private" */
 	char		*text;		/* message text or callback data; owned */
 	char		*callback_id;	/* callback_query.id; owned */
+	/* A button press: the text of the message the button is on and the
+	 * label of the button pressed (from its reply_markup), or NULL. */
+	char		*msg_text;	/* owned */
+	char		*label;		/* owned */
 	char		 lang[16];	/* from.language_code, or "" */
 	int64_t		 migrate_to;	/* message.migrate_to_chat_id, or 0 */
 };

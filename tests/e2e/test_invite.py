@@ -52,8 +52,13 @@ def invite(r, env, *args):
     r.check(m is not None, "prints a 16-character code", out + err)
     code = m.group(1) if m else "none"
     r.check("/start %s" % code in out, "says to send /start CODE", out)
-    r.check("https://t.me/<bot>?start=%s" % code in out,
-            "shows the Telegram deep link", out)
+    if "STRIGIL_TELEGRAM_USERNAME" in env:
+        r.check("https://t.me/%s?start=%s" % (
+                env["STRIGIL_TELEGRAM_USERNAME"].lstrip("@"), code) in out,
+                "shows the bot's Telegram deep link", out)
+    else:
+        r.check("https://t.me/<bot>?start=%s" % code in out,
+                "shows the Telegram deep link", out)
     r.check(re.search(r"^expires: +20\d\d-\d\d-\d\dT", out, re.M),
             "prints the expiry", out)
     r.check(code not in err, "the code is never logged", err)
@@ -106,7 +111,14 @@ def test_invite_refused(r, tmp):
     r.check("no protocol nope" in err, "says which protocol", err)
     rc, out, err = run([BIN, "invite", "--uses", "0"], env=env)
     r.eq(rc, 2, "--uses 0 is refused")
-    code = invite(r, env, "--unlimited", "--days", "3")   # default: mini
+    # With the bot's username set, the real link.
+    code = invite(r, dict(env, STRIGIL_TELEGRAM_USERNAME="@clinic_bot"),
+                  "--unlimited", "--days", "3")   # default: mini
+    rc, out, err = run([BIN, "invite"], env=dict(
+        env, STRIGIL_TELEGRAM_USERNAME="bad name"))
+    r.eq(rc, 2, "a username that is not one is refused")
+    r.check("STRIGIL_TELEGRAM_USERNAME: must be a bot username" in err,
+            "says why", err)
     r.eq(db_query(db, "SELECT protocol, uses_left, expires_at - created_at"
                   " FROM invites"), [("mini", -1, 3 * 86400)],
          "unlimited, 3 days, the default protocol")

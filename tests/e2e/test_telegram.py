@@ -130,18 +130,30 @@ def test_onboarding_by_buttons(r, tmp):
         consent = onboard(r, fake)
         skin = wait_text(fake, "Is the skin over the area intact?")[-1]
         r.eq([len(row) for row in buttons(skin)], [2], "screening yes/no")
-        fake.press(USER, data="a:screening:1:yes")
+        # Answered by typing: the buttons stay, and are stale from now.
+        fake.message(USER, "yes")
         wait_text(fake, "Anything your clinic should know?")
         fake.message(USER, "all fine")
-        n_answers = 4
+        n_answers = 3
         fake.wait_for(lambda: len(fake.callback_answers()) >= n_answers,
                       DEADLINE, "answerCallbackQuery for every press")
-        # A press on the old consent button: answered, not handled.
+        # Each pressed question shows the answer chosen, without buttons.
+        edited = fake.wait_for(
+            lambda: [m for m in fake.sent(USER) if m.get("edit_date")]
+            if len([m for m in fake.sent(USER) if m.get("edit_date")]) >= 3
+            else None, DEADLINE, "three questions edited")
+        first = [m for m in fake.sent(USER)
+                 if m["message_id"] == consent["message_id"]][0]
+        r.check(first["text"].endswith("\u2713 Yes"),
+                "the consent question shows the answer", first["text"])
+        r.eq(buttons(first), [], "and its keyboard is gone")
+        r.eq(len(edited), 3, "only the pressed questions were edited")
+        # A press on the old screening button: answered, not handled.
         wait_text(fake, "noted that")
         drained(fake, db)
         before = len(texts(fake))
-        fake.press(USER, message_id=consent["message_id"],
-                   data="a:setup:1:yes")
+        fake.press(USER, message_id=skin["message_id"],
+                   data="a:screening:1:yes")
         a = fake.wait_for(lambda: len(fake.callback_answers()) > n_answers
                           and fake.callback_answers(), DEADLINE,
                           "the stale press answered")
@@ -261,6 +273,66 @@ def test_escalation_and_blocked(r, tmp):
         no_violations(r, fake)
 
 
+def test_conflict_and_migration(r, tmp):
+    import json
+    import urllib.request
+    clinic = -4001234567
+    with tf.Fake(token=TOKEN) as fake:
+        fake.add_group(clinic, "Clinic")
+        env, db = setup(tmp, fake, STRIGIL_TELEGRAM_CLINICIAN_CHAT=clinic)
+        p = start(env)
+        fake.wait_polling(DEADLINE)
+        # Another getUpdates for the same bot (a second daemon): the held
+        # poll ends 409, and the adapter backs off, then polls again.
+        req = urllib.request.Request(
+            "%s/bot%s/getUpdates" % (fake.base_url, TOKEN),
+            data=json.dumps({"timeout": 0, "limit": 1}).encode(),
+            headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=DEADLINE).read()
+        p.expect_err(r"event=telegram_poll_failed reason=conflict "
+                     r"status=409 retry_ms=\d+")
+        fake.wait_polling(DEADLINE)
+        # The clinic's group becomes a supergroup: alerts follow it.
+        new = fake.migrate(clinic)
+        p.expect_err(r"event=telegram_clinician_chat_migrated")
+        onboard(r, fake)
+        wait_text(fake, "Is the skin over the area intact?")
+        fake.press(USER, data="a:screening:1:no")
+        wait_text(fake, "Anything your clinic should know?")
+        fake.message(USER, "it is scratched")
+        esc = fake.wait_sent(new, 1, DEADLINE)
+        r.check("skin not intact" in esc[0]["text"],
+                "the escalation reaches the migrated chat", esc[0]["text"])
+        r.eq(fake.sent(clinic), [], "nothing to the old id")
+        drained(fake, db)
+        stop(r, p)
+        no_violations(r, fake)
+
+
+def test_offset_kept(r, tmp):
+    with tf.Fake(token=TOKEN) as fake:
+        env, db = setup(tmp, fake)
+        p = start(env, "first")
+        fake.start_command(USER)
+        last = fake.message(USER, "/help")["update_id"]
+        wait_text(fake, "Here is what I understand")
+        drained(fake, db)
+        stop(r, p)
+        r.eq(db_query(db, "SELECT value FROM kv WHERE key = "
+                      "'telegram.offset'"), [(str(last + 1),)],
+             "the offset past the last update, in the database")
+        fake.clear_log()
+        p = start(env, "second")
+        fake.message(USER, "/help")
+        wait_text(fake, "Here is what I understand", 2)
+        polls = [q for q in fake.requests("getUpdates")
+                 if q["status"] == 200]
+        r.eq(polls[0]["params"].get("offset"), last + 1,
+             "the first poll after a restart starts there")
+        stop(r, p)
+        no_violations(r, fake)
+
+
 def test_wrong_token(r, tmp):
     with tf.Fake(token=TOKEN) as fake:
         env, db = setup(tmp, fake)
@@ -282,5 +354,7 @@ if __name__ == "__main__":
         test_429_and_500,
         test_restart_loses_and_repeats_nothing,
         test_escalation_and_blocked,
+        test_conflict_and_migration,
+        test_offset_kept,
         test_wrong_token,
     ]))

@@ -416,6 +416,10 @@ test_env_bad(void)
 	setenv("STRIGIL_DATABASE", "", 1);
 	load_fails(NULL, "STRIGIL_DATABASE: must not be empty");
 	env_clear();
+	setenv("STRIGIL_TELEGRAM_USERNAME", "clinic/bot", 1);
+	load_fails(NULL, "STRIGIL_TELEGRAM_USERNAME: must be a bot username: "
+	    "5 to 32 letters, digits or _");
+	env_clear();
 }
 
 static void

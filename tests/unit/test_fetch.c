@@ -368,6 +368,53 @@ test_cancel_on_close(void)
 	CHECK_INT(t.got, 1);
 }
 
+/* fetch_cancel(): only the matching request ends, now; the other runs on
+ * until the client closes. */
+static int	cancelled_error = 1, cancelled_calls;
+
+static void
+t_cancelled(void *ud, const struct fetch_result *r)
+{
+	(void)ud;
+	cancelled_error = r->error;
+	cancelled_calls++;
+}
+
+static void
+t_cancel_one(uv_timer_t *h)
+{
+	struct t	*t = h->data;
+	static int	 other;
+
+	CHECK_INT(fetch_active(t->f), 2);
+	CHECK_INT(fetch_cancel(t->f, t_cancelled, &other), 0);
+	CHECK_INT(fetch_cancel(t->f, t_cancelled, t), 1);
+	CHECK_INT(cancelled_calls, 1);
+	CHECK_INT(cancelled_error, FETCH_ECANCELED);
+	CHECK_INT(fetch_active(t->f), 1);
+	CHECK_INT(t->got, 0);
+	fetch_close(t->f);	/* t_done: ECANCELED, then teardown */
+}
+
+static void
+test_cancel_one(void)
+{
+	struct t		t;
+	struct fetch_req	req = { 0 };
+
+	t_setup(&t);
+	t.want = 1;
+	req.url = t_url(t.silent_port, "/");
+	req.timeout_ms = 10000;
+	CHECK(fetch_start(t.f, &req, t_cancelled, &t) == 0);
+	CHECK(fetch_start(t.f, &req, t_done, &t) == 0);
+	uv_timer_start(&t.timer, t_cancel_one, 100, 0);
+	t_run(&t);
+	CHECK_INT(cancelled_calls, 1);
+	CHECK_INT(t.got, 1);
+	CHECK_INT(t.last.error, FETCH_ECANCELED);
+}
+
 static void
 test_refuses_after_close(void)
 {
@@ -397,6 +444,7 @@ main(void)
 	TEST(test_timeout);
 	TEST(test_many);
 	TEST(test_cancel_on_close);
+	TEST(test_cancel_one);
 	TEST(test_refuses_after_close);
 	curl_global_cleanup();
 	return TEST_END();

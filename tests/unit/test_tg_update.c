@@ -160,11 +160,45 @@ test_errors(void)
 	CHECK(tg_parse_error(j, strlen(j), &e) == -1);
 }
 
+/* A press carries the text of its message and, from the keyboard, the
+ * label of the button pressed (for the edit that shows the answer). */
+static void
+test_callback_label(void)
+{
+	struct tg_update	*v;
+	int			 n;
+
+	CHECK(parse("{\"ok\":true,\"result\":[{\"update_id\":3,"
+	    "\"callback_query\":{\"id\":\"q1\",\"from\":{\"id\":7,"
+	    "\"is_bot\":false,\"first_name\":\"A\"},\"chat_instance\":\"c\","
+	    "\"data\":\"a:checkin:2:no\",\"message\":{\"message_id\":9,"
+	    "\"date\":1,\"chat\":{\"id\":7,\"type\":\"private\"},"
+	    "\"text\":\"Is the skin red?\",\"reply_markup\":{"
+	    "\"inline_keyboard\":[[{\"text\":\"Yes\",\"callback_data\":"
+	    "\"a:checkin:2:yes\"},{\"text\":\"No\",\"callback_data\":"
+	    "\"a:checkin:2:no\"}]]}}}}]}", &v, &n) == 0);
+	CHECK_INT(n, 1);
+	CHECK_INT(v[0].kind, TG_CALLBACK);
+	CHECK_INT(v[0].message_id, 9);
+	CHECK_STR(v[0].msg_text, "Is the skin red?");
+	CHECK_STR(v[0].label, "No");
+	tg_updates_free(v, n);
+	/* Without the message (too old to be sent along): no label. */
+	CHECK(parse("{\"ok\":true,\"result\":[{\"update_id\":4,"
+	    "\"callback_query\":{\"id\":\"q2\",\"from\":{\"id\":7,"
+	    "\"is_bot\":false,\"first_name\":\"A\"},\"chat_instance\":\"c\","
+	    "\"data\":\"c:/done\"}}]}", &v, &n) == 0);
+	CHECK(v[0].msg_text == NULL && v[0].label == NULL);
+	CHECK_INT(v[0].chat_id, 7);
+	tg_updates_free(v, n);
+}
+
 int
 main(void)
 {
 	TEST(test_message);
 	TEST(test_callback);
+	TEST(test_callback_label);
 	TEST(test_large_ids);
 	TEST(test_other_kinds);
 	TEST(test_malformed);
