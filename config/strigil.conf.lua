@@ -54,7 +54,7 @@ lua = {
 log_level = "info"
 
 -- Run the console chat adapter (stdin/stdout) under `strigil run`. Left out,
--- it runs only when telegram.token is empty.
+-- it runs only when telegram.token and matrix.homeserver are empty.
 -- console = true
 
 -- The built-in HTTP server of `strigil run`: GET /healthz (JSON status for
@@ -91,4 +91,21 @@ telegram = {
 	-- true: a reminder says only "Time for your session. Open the chat for
 	-- details." until the patient taps for the details.
 	private_reminders = false,
+}
+
+-- The Matrix adapter (/sync long polling). An empty homeserver leaves it off.
+-- `user` is the bot's account ("@strigil:clinic.org" or its localpart); it
+-- logs in with `password`, or uses `access_token` instead. Both are secrets:
+-- prefer STRIGIL_MATRIX_PASSWORD_FILE (or ..._ACCESS_TOKEN_FILE); they are
+-- never logged. Escalations go to `clinician_room` (a room id "!...:server").
+-- Invites are accepted from `allowed_inviters`: user ids and ":server"
+-- suffixes separated by commas; the others are declined.
+matrix = {
+	homeserver = "",
+	user = "",
+	password = "",
+	access_token = "",
+	clinician_room = "",
+	allowed_inviters = "",
+	poll_timeout = 30,
 }

@@ -100,6 +100,12 @@ static int config__parse_megabytes(void *, const struct config_key *,
     const struct config_value *, char **);
 static int config__parse_int64(void *, const struct config_key *,
     const struct config_value *, char **);
+static int config__parse_url(void *, const struct config_key *,
+    const struct config_value *, char **);
+static int config__parse_room(void *, const struct config_key *,
+    const struct config_value *, char **);
+static int config__parse_inviters(void *, const struct config_key *,
+    const struct config_value *, char **);
 
 struct config_file;
 static int	config__raise(lua_State *, const struct config_file *,
@@ -165,6 +171,22 @@ static const struct config_key config_keys[] = {
 	/* The bot's username: `strigil invite` prints a t.me link with it. */
 	{ "telegram.username", CONFIG_STRING, F(tg_username),
 	  config__parse_username, "", 0, 0 },
+	/* Matrix: on when homeserver is set. The password and the token
+	 * are secrets (STRIGIL_MATRIX_PASSWORD_FILE, ..._ACCESS_TOKEN_FILE). */
+	{ "matrix.homeserver", CONFIG_STRING, F(mx_homeserver),
+	  config__parse_url, "", 0, 0 },
+	{ "matrix.user", CONFIG_STRING, F(mx_user), config__parse_optional,
+	  "", 0, 0 },
+	{ "matrix.password", CONFIG_STRING, F(mx_password),
+	  config__parse_optional, "", 0, 0 },
+	{ "matrix.access_token", CONFIG_STRING, F(mx_access_token),
+	  config__parse_optional, "", 0, 0 },
+	{ "matrix.clinician_room", CONFIG_STRING, F(mx_clinician_room),
+	  config__parse_room, "", 0, 0 },
+	{ "matrix.allowed_inviters", CONFIG_STRING, F(mx_allowed_inviters),
+	  config__parse_inviters, "", 0, 0 },
+	{ "matrix.poll_timeout", CONFIG_INTEGER, F(mx_poll_timeout),
+	  config__parse_int64, "30", 1, 600 },
 	/* Set: webhook mode (checked with the secret by the adapter). */
 	{ "telegram.webhook_url", CONFIG_STRING, F(tg_webhook_url),
 	  config__parse_optional, "", 0, 0 },
@@ -342,6 +364,65 @@ config__parse_int64(void *field, const struct config_key *key,
 		return -1;
 	*(int64_t *)field = v->i;
 	return 0;
+}
+
+/* An http(s) base URL, or "" (the feature is off). */
+static int
+config__parse_url(void *field, const struct config_key *key,
+    const struct config_value *v, char **why)
+{
+	if (*v->s != '\0' && strncmp(v->s, "http://", 7) != 0 &&
+	    strncmp(v->s, "https://", 8) != 0) {
+		*why = xasprintf("expected an http:// or https:// URL, got "
+		    "\"%.*s\"", CONFIG_SHOW_MAX, v->s);
+		return -1;
+	}
+	return config__parse_optional(field, key, v, why);
+}
+
+/* A Matrix room id "!opaque:server", or "". */
+static int
+config__parse_room(void *field, const struct config_key *key,
+    const struct config_value *v, char **why)
+{
+	if (*v->s != '\0' && (v->s[0] != '!' || strchr(v->s, ':') == NULL)) {
+		*why = xasprintf("expected a room id such as "
+		    "\"!abc:example.org\", got \"%.*s\"", CONFIG_SHOW_MAX,
+		    v->s);
+		return -1;
+	}
+	return config__parse_optional(field, key, v, why);
+}
+
+/*
+ * Who may invite the Matrix bot: user ids ("@dr:clinic.org") and servers
+ * (":clinic.org"), separated by commas or spaces. A string rather than a
+ * table, so the environment variable can say the same thing.
+ */
+static int
+config__parse_inviters(void *field, const struct config_key *key,
+    const struct config_value *v, char **why)
+{
+	const char	*p = v->s, *end;
+	size_t		 n;
+
+	for (;;) {
+		p += strspn(p, ", \t");
+		if (*p == '\0')
+			break;
+		n = strcspn(p, ", \t");
+		end = memchr(p, ':', n);
+		if ((p[0] != '@' && p[0] != ':') || end == NULL ||
+		    end + 1 == p + n || (p[0] == '@' && end == p + 1)) {
+			*why = xasprintf("expected user ids (\"@dr:example.org"
+			    "\") or servers (\":example.org\") separated by "
+			    "commas, got \"%.*s\"", (int)(n < CONFIG_SHOW_MAX ?
+			    n : CONFIG_SHOW_MAX), p);
+			return -1;
+		}
+		p += n;
+	}
+	return config__parse_optional(field, key, v, why);
 }
 
 static int
@@ -1124,6 +1205,33 @@ config__defaults(struct config *cfg)
 	}
 }
 
+/* The Matrix settings that only make sense together. */
+static int
+config__matrix_check(const struct config *cfg, char **cause)
+{
+	if (cfg->mx_homeserver[0] == '\0')
+		return 0;
+	if (cfg->mx_user[0] == '\0') {
+		*cause = xstrdup("matrix.homeserver is set but matrix.user is "
+		    "not: set the bot's user id (\"@bot:example.org\")");
+		return -1;
+	}
+	if (cfg->mx_password[0] == '\0' && cfg->mx_access_token[0] == '\0') {
+		*cause = xstrdup("matrix.homeserver is set but neither "
+		    "matrix.password nor matrix.access_token is: set one "
+		    "(STRIGIL_MATRIX_PASSWORD_FILE keeps it out of the "
+		    "environment)");
+		return -1;
+	}
+	if (cfg->mx_user[0] == '@' && strchr(cfg->mx_user, ':') == NULL) {
+		*cause = xasprintf("matrix.user: expected \"@bot:example.org\" "
+		    "or a localpart, got \"%.*s\"", CONFIG_SHOW_MAX,
+		    cfg->mx_user);
+		return -1;
+	}
+	return 0;
+}
+
 int
 config_load(struct config *cfg, const char *path, char **cause)
 {
@@ -1137,8 +1245,9 @@ config_load(struct config *cfg, const char *path, char **cause)
 	if (config__env(cfg, cause) != 0)
 		return -1;
 	if (cfg->console == -1)
-		cfg->console = cfg->tg_token[0] == '\0';
-	return 0;
+		cfg->console = cfg->tg_token[0] == '\0' &&
+		    cfg->mx_homeserver[0] == '\0';
+	return config__matrix_check(cfg, cause);
 }
 
 void

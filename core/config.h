@@ -43,6 +43,13 @@ struct config {
 	int64_t	 tg_rate_per_chat;	/* messages a second to one chat (1) */
 	int64_t	 tg_rate_global;	/* messages a second in all (30) */
 	char	*tg_username;		/* the bot's @name for invite links, "" */
+	char	*mx_homeserver;		/* Matrix base URL; "" : adapter off */
+	char	*mx_user;		/* "@bot:example.org" or a localpart */
+	char	*mx_password;		/* a secret; "" with an access token */
+	char	*mx_access_token;	/* a secret; "" logs in with the password */
+	char	*mx_clinician_room;	/* room id for escalations, or "" */
+	char	*mx_allowed_inviters;	/* "@user:server, :server", or "" */
+	int64_t	 mx_poll_timeout;	/* /sync timeout, seconds (30) */
 	char	*tg_webhook_url;	/* public URL: webhook mode; "" polls */
 	char	*tg_webhook_secret;	/* X-Telegram-Bot-Api-Secret-Token */
 	char	*tg_summary_time;	/* "HH:MM" daily summary, "" off */

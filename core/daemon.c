@@ -21,6 +21,7 @@
 #include "schedule.h"
 #include "store.h"
 #include "telegram/telegram.h"
+#include "matrix/matrix.h"
 #include "xmalloc.h"
 
 /* Editors write a file in several steps: reload once it is quiet. */
@@ -38,6 +39,7 @@ struct daemon {
 	struct sched	*sched;
 	struct console	*console;
 	struct telegram	*tg;		/* NULL without telegram.token */
+	struct matrix	*mx;		/* NULL without matrix.homeserver */
 	struct http_server *http;	/* NULL when not serving */
 	struct health_source health;
 	int		 stopping;
@@ -52,6 +54,8 @@ daemon_after_jobs(void *ud)
 		console_flush(d->console);
 	if (d->tg != NULL)
 		tg_flush(d->tg);
+	if (d->mx != NULL)
+		mx_flush(d->mx);
 }
 
 /* The signal handles in the order daemon_signals() sets them up. */
@@ -79,6 +83,10 @@ daemon_stop(struct daemon *d, const char *why)
 	if (d->tg != NULL) {
 		tg_close(d->tg);
 		d->tg = NULL;
+	}
+	if (d->mx != NULL) {
+		mx_close(d->mx);
+		d->mx = NULL;
 	}
 	if (d->http != NULL) {
 		http_close(d->http);
@@ -117,9 +125,9 @@ daemon_console_eof(void *ud)
 {
 	struct daemon	*d = ud;
 
-	/* Beside Telegram the console's end is only its own; alone, its end
-	 * is the daemon's. */
-	if (d->tg != NULL) {
+	/* Beside Telegram or Matrix the console's end is only its own;
+	 * alone, its end is the daemon's. */
+	if (d->tg != NULL || d->mx != NULL) {
 		console_close(d->console);
 		d->console = NULL;
 		return;
@@ -223,6 +231,10 @@ daemon_adapters(void *ud, struct health_adapter *out, int max)
 	if (d->tg != NULL && n < max) {
 		out[n].name = "telegram";
 		out[n++].connected = tg_connected(d->tg);
+	}
+	if (d->mx != NULL && n < max) {
+		out[n].name = "matrix";
+		out[n++].connected = mx_connected(d->mx);
 	}
 	return n;
 }
@@ -409,6 +421,12 @@ daemon_main(const struct daemon_opts *o)
 			goto out;
 		/* What a crash left unsent goes out now. */
 		tg_flush(d.tg);
+	}
+	if (!o->chat && o->cfg->mx_homeserver[0] != '\0') {
+		if (mx_new(&d.mx, &d.loop, d.e, d.sched, o->cfg, &cause) != 0)
+			goto out;
+		/* Unsent rows go once the session is there. */
+		mx_flush(d.mx);
 	}
 	if (!o->chat && o->cfg->http_enabled &&
 	    daemon_http(&d, o->cfg, &cause) != 0)
