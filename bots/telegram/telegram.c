@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "tg_int.h"
+#include "tg_update.h"
 #include "xmalloc.h"
 
 char *
@@ -25,6 +26,19 @@ tg_url(const struct telegram *t, const char *method)
 }
 
 /* Exponential in the errors so far, capped, with jitter on top. */
+int64_t
+tg_retry_after_ms(const struct fetch_result *r)
+{
+	struct tg_error	err;
+	long		ra = -1;
+
+	if (r->body != NULL && tg_parse_error(r->body, r->len, &err) == 0)
+		ra = err.retry_after;
+	if (ra <= 0 && r->retry_after > 0)
+		ra = r->retry_after;
+	return (int64_t)(ra > 0 ? ra : 1) * 1000;
+}
+
 int64_t
 tg_backoff_ms(int fails)
 {

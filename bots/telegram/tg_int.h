@@ -107,6 +107,8 @@ struct telegram {
 /* telegram.c */
 char	*tg_url(const struct telegram *, const char *method);
 int64_t	 tg_backoff_ms(int fails);
+/* A 429's wait: parameters.retry_after, else Retry-After, else 1 s. */
+int64_t	 tg_retry_after_ms(const struct fetch_result *r);
 void	 tg_call(struct telegram *, const char *method, const char *body,
 	     long timeout_ms, void (*done)(void *, const struct fetch_result *),
 	     void *ud);

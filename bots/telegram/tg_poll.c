@@ -62,13 +62,18 @@ tg_poll_timer_fired(uv_timer_t *h)
 	tg_poll_start(h->data);
 }
 
+/* Polls again after the backoff for the errors in a row, or after
+ * `at_least_ms` when the server said how long to wait (429 retry_after). */
 static void
-tg_poll_backoff(struct telegram *t, const char *why, long status)
+tg_poll_backoff(struct telegram *t, const char *why, long status,
+    int64_t at_least_ms)
 {
 	int64_t	ms;
 
 	t->connected = 0;
 	ms = tg_backoff_ms(++t->poll_fails);
+	if (ms < at_least_ms)
+		ms = at_least_ms;
 	log_warn("event=telegram_poll_failed reason=%s status=%ld "
 	    "retry_ms=%" PRId64, why, status, ms);
 	uv_timer_start(&t->poll_timer, tg_poll_timer_fired, (uint64_t)ms, 0);
@@ -125,7 +130,7 @@ tg_poll_updates(struct telegram *t, const struct fetch_result *r)
 		log_warn("event=telegram_bad_answer method=getUpdates "
 		    "error=%s", log_q(cause));
 		free(cause);
-		tg_poll_backoff(t, "bad_answer", r->status);
+		tg_poll_backoff(t, "bad_answer", r->status, 0);
 		return;
 	}
 	for (i = 0; i < n; i++) {
@@ -145,7 +150,7 @@ tg_poll_updates(struct telegram *t, const struct fetch_result *r)
 	tg_flush(t);
 	sched_kick(t->s);
 	if (i < n) {
-		tg_poll_backoff(t, "database", r->status);
+		tg_poll_backoff(t, "database", r->status, 0);
 		return;
 	}
 	t->poll_fails = 0;
@@ -172,7 +177,7 @@ tg_poll_done(void *ud, const struct fetch_result *r)
 	uv_timer_stop(&t->poll_watch);
 	if (r->error != 0) {
 		/* A timeout or a dropped connection: no answer, try again. */
-		tg_poll_backoff(t, "network", 0);
+		tg_poll_backoff(t, "network", 0, 0);
 		return;
 	}
 	switch (r->status) {
@@ -193,10 +198,14 @@ tg_poll_done(void *ud, const struct fetch_result *r)
 		/* Another getUpdates or a webhook holds the bot: backing off
 		 * (doubling, with jitter) keeps two daemons from taking
 		 * turns at a request a second. */
-		tg_poll_backoff(t, "conflict", r->status);
+		tg_poll_backoff(t, "conflict", r->status, 0);
+		return;
+	case 429:
+		tg_poll_backoff(t, "rate_limited", r->status,
+		    tg_retry_after_ms(r));
 		return;
 	default:
-		tg_poll_backoff(t, "status", r->status);
+		tg_poll_backoff(t, "status", r->status, 0);
 		return;
 	}
 }

@@ -588,8 +588,7 @@ tg_send_failed(struct telegram *t, struct tg_chat *c,
 		return;
 	}
 	if (r->error == 0 && r->status == 429) {
-		ra = err.retry_after > 0 ? err.retry_after :
-		    r->retry_after > 0 ? r->retry_after : 1;
+		ra = (long)(tg_retry_after_ms(r) / 1000);
 		log_info("event=telegram_rate_limited row=%" PRId64
 		    " retry_after=%ld", o->row.id, ra);
 		metrics_adapter_count(TG_ADAPTER, METRICS_RATE_LIMITED, 1);
@@ -629,7 +628,10 @@ tg_send_done(void *ud, const struct fetch_result *r)
 	log_debug("event=telegram_sent row=%" PRId64 " status=%ld error=%d "
 	    "ms=%" PRIu64, o->row.id, r->status, r->error,
 	    r->elapsed_ns / 1000000);
-	if (r->error == 0 && r->status == 200) {
+	/* A 200 whose body is not {"ok":true} (a proxy's page, a cut
+	 * answer) says nothing was sent: it is retried like a 5xx, as
+	 * marking it sent could lose the message. */
+	if (r->error == 0 && r->status == 200 && tg_parse_ok(r->body, r->len)) {
 		c->fails = 0;
 		end = tg_part_end(o->row.body, o->off);
 		if (o->neutral == NULL && o->row.body[end] != '\0') {

@@ -217,6 +217,20 @@ tg_updates_free(struct tg_update *v, int n)
 }
 
 int
+tg_parse_ok(const char *json, size_t len)
+{
+	cJSON	*obj;
+	int	 ok;
+
+	if (json == NULL)
+		return 0;
+	obj = cJSON_ParseWithLength(json, len);
+	ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, "ok"));
+	cJSON_Delete(obj);
+	return ok;
+}
+
+int
 tg_parse_error(const char *json, size_t len, struct tg_error *e)
 {
 	cJSON		*obj = cJSON_ParseWithLength(json, len), *params, *v;

@@ -63,6 +63,9 @@ void	tg_updates_free(struct tg_update *v, int n);
 /* Parses an answer with "ok": false. 0, or -1 if it is not JSON of that
  * shape (e.g. an HTML error page from a proxy). */
 int	tg_parse_error(const char *json, size_t len, struct tg_error *e);
+/* 1 if the answer is JSON with "ok": true, the only answer that says the
+ * Bot API did what was asked (a 200 with anything else is a failure). */
+int	tg_parse_ok(const char *json, size_t len);
 
 /* Reads a JSON number as a 64-bit id: 0, or -1 if it is not a whole
  * number within +-2^53. For the adapter's own use on sent messages. */

@@ -193,6 +193,23 @@ test_callback_label(void)
 	tg_updates_free(v, n);
 }
 
+/* Only {"ok":true} says the Bot API did it; a 200 with anything else
+ * (a proxy's page, a cut answer) must be retried, never marked sent. */
+static void
+test_ok(void)
+{
+	const char	*good = "{\"ok\":true,\"result\":{\"message_id\":5}}";
+	const char	*cut = "{\"ok\":true,\"result\":{\"mess";
+
+	CHECK_INT(tg_parse_ok(good, strlen(good)), 1);
+	CHECK_INT(tg_parse_ok(cut, strlen(cut)), 0);
+	CHECK_INT(tg_parse_ok("<html>bad gateway</html>", 24), 0);
+	CHECK_INT(tg_parse_ok("{\"ok\":false}", 12), 0);
+	CHECK_INT(tg_parse_ok("{\"ok\":\"true\"}", 13), 0);
+	CHECK_INT(tg_parse_ok("[]", 2), 0);
+	CHECK_INT(tg_parse_ok(NULL, 0), 0);
+}
+
 int
 main(void)
 {
@@ -203,5 +220,6 @@ main(void)
 	TEST(test_other_kinds);
 	TEST(test_malformed);
 	TEST(test_errors);
+	TEST(test_ok);
 	return TEST_END();
 }
