@@ -45,6 +45,7 @@ struct fetch_xfer {
 struct fetch_sock {
 	uv_poll_t		 poll;
 	curl_socket_t		 fd;
+	int			 events;	/* UV_READABLE|UV_WRITABLE asked */
 	struct fetch		*f;
 	struct fetch_sock	*prev, *next;
 };
@@ -152,14 +153,24 @@ fetch_poll_cb(uv_poll_t *h, int status, int events)
 	struct fetch_sock	*s = h->data;
 	int			 flags = 0;
 
-	if (status < 0)
-		flags = CURL_CSELECT_ERR;
-	else {
-		if (events & UV_READABLE)
-			flags |= CURL_CSELECT_IN;
-		if (events & UV_WRITABLE)
-			flags |= CURL_CSELECT_OUT;
+	if (status < 0) {
+		/*
+		 * libuv has stopped the handle (uv__poll_io on POLLERR): curl
+		 * is told to look at the socket every way, so it reads the
+		 * error now, and if it keeps the socket the handle is
+		 * re-armed; otherwise nothing would watch it again and the
+		 * transfer would hang until its timeout.
+		 */
+		fetch_action(s->f, s->fd, CURL_CSELECT_ERR | CURL_CSELECT_IN |
+		    CURL_CSELECT_OUT);
+		if (!uv_is_closing((uv_handle_t *)&s->poll) && s->events != 0)
+			uv_poll_start(&s->poll, s->events, fetch_poll_cb);
+		return;
 	}
+	if (events & UV_READABLE)
+		flags |= CURL_CSELECT_IN;
+	if (events & UV_WRITABLE)
+		flags |= CURL_CSELECT_OUT;
 	fetch_action(s->f, s->fd, flags);
 }
 
@@ -220,6 +231,7 @@ fetch_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
 		events |= UV_READABLE;
 	if (what & CURL_POLL_OUT)
 		events |= UV_WRITABLE;
+	s->events = events;
 	return uv_poll_start(&s->poll, events, fetch_poll_cb) == 0 ? 0 : -1;
 }
 
@@ -288,8 +300,11 @@ fetch_header(char *data, size_t size, size_t n, void *ud)
 		v = strtol(value, &end, 10);
 		while (*end == ' ' || *end == '\r' || *end == '\n')
 			end++;
+		/* A day at most: a hostile or broken value must not
+		 * overflow the callers' arithmetic or park a queue for
+		 * good. */
 		if (end != value && *end == '\0' && v >= 0)
-			x->retry_after = v;
+			x->retry_after = v < 86400 ? v : 86400;
 	}
 	return len;
 }
@@ -350,11 +365,17 @@ fetch_setup(struct fetch_xfer *x, const struct fetch_req *req)
 		    (curl_off_t)req->body_len);
 		rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
 	}
+	if (strcmp(method, "POST") == 0 && req->body == NULL) {
+		/* Without fields curl would send a GET. */
+		rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+		rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+	}
 	if (strcmp(method, "GET") == 0 && req->body == NULL)
 		rc |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	else if (strcmp(method, "HEAD") == 0)
 		rc |= curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	else if (strcmp(method, "POST") != 0)
+		/* Any other method, a GET with a body included, is named. */
 		rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
 	return rc == CURLE_OK ? 0 : -1;
 }
@@ -437,7 +458,9 @@ fetch_cancel(struct fetch *f, fetch_done_fn *cb, void *ud)
 	 * start another request (unmarked, so it runs), which changes the
 	 * list. */
 	for (x = f->xfers; x != NULL; x = x->next)
-		x->cancel = x->cb == cb && x->ud == ud;
+		if (x->cb == cb && x->ud == ud)
+			x->cancel = 1;	/* never cleared: a cancel nested in
+					 * a callback keeps the outer one's */
 	for (;;) {
 		for (x = f->xfers; x != NULL; x = x->next)
 			if (x->cancel)

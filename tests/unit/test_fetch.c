@@ -62,6 +62,18 @@ h_limited(const struct http_request *req, struct http_response *res, void *ud)
 	return 0;
 }
 
+/* A Retry-After past any sense: the client caps it at a day. */
+static int
+h_limited_long(const struct http_request *req, struct http_response *res,
+    void *ud)
+{
+	(void)req;
+	(void)ud;
+	res->status = 429;
+	http_response_header(res, "Retry-After", "99999999999999999");
+	return 0;
+}
+
 static int
 h_big(const struct http_request *req, struct http_response *res, void *ud)
 {
@@ -124,6 +136,7 @@ t_setup(struct t *t)
 	http_route(t->srv, "POST", "/echo", h_echo, t);
 	http_route(t->srv, "PUT", "/echo", h_echo, t);
 	http_route(t->srv, "GET", "/limited", h_limited, t);
+	http_route(t->srv, "GET", "/limited-long", h_limited_long, t);
 	http_route(t->srv, "GET", "/big", h_big, t);
 	CHECK(http_listen(t->srv, "127.0.0.1", 0) == 0);
 	t->port = http_port(t->srv);
@@ -261,6 +274,38 @@ test_retry_after(void)
 	CHECK_INT(t.last.error, 0);
 	CHECK_INT(t.last.status, 429);
 	CHECK_INT(t.last.retry_after, 7);
+}
+
+static void
+test_retry_after_capped(void)
+{
+	struct t		t;
+	struct fetch_req	req = { 0 };
+
+	t_setup(&t);
+	t.want = 1;
+	req.url = t_url(t.port, "/limited-long");
+	CHECK(fetch_start(t.f, &req, t_done, &t) == 0);
+	t_run(&t);
+	CHECK_INT(t.last.status, 429);
+	CHECK_INT(t.last.retry_after, 86400);
+}
+
+/* A POST with no body is still a POST (the route takes only POST). */
+static void
+test_post_empty(void)
+{
+	struct t		t;
+	struct fetch_req	req = { 0 };
+
+	t_setup(&t);
+	t.want = 1;
+	req.method = "POST";
+	req.url = t_url(t.port, "/echo");
+	CHECK(fetch_start(t.f, &req, t_done, &t) == 0);
+	t_run(&t);
+	CHECK_INT(t.last.status, 200);
+	CHECK_STR(t.body, "-|application/x-www-form-urlencoded|");
 }
 
 static void
@@ -439,6 +484,8 @@ main(void)
 	TEST(test_post_headers);
 	TEST(test_put);
 	TEST(test_retry_after);
+	TEST(test_retry_after_capped);
+	TEST(test_post_empty);
 	TEST(test_too_big);
 	TEST(test_refused);
 	TEST(test_timeout);
