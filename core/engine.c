@@ -379,6 +379,39 @@ engine_store(struct engine *e)
 	return e->st;
 }
 
+const char *
+engine_text_for(struct engine *e, const char *lang, const char *key)
+{
+	const char	*t;
+
+	if (lang == NULL || lang[0] == '\0')
+		lang = e->cfg->language;
+	t = catalog_get(e->cat, lang, key);
+	return t != NULL ? t : key;
+}
+
+char *
+engine_render(struct engine *e, const char *lang, const char *key,
+    const cJSON *params)
+{
+	return catalog_render_json(engine_text_for(e, lang, key), params);
+}
+
+const char *
+engine_lang_of(struct engine *e, const char *adapter, const char *chat,
+    char *buf, size_t size)
+{
+	struct store_patient	p;
+
+	memset(&p, 0, sizeof p);
+	snprintf(buf, size, "%s", e->cfg->language);
+	if (store_patient_find(e->st, adapter, chat, &p) == 0 &&
+	    p.lang[0] != '\0')
+		snprintf(buf, size, "%s", p.lang);
+	store_patient_clear(&p);
+	return buf;
+}
+
 /* ---- events ------------------------------------------------------- */
 
 /*
@@ -834,6 +867,57 @@ engine_clear(struct engine *e, const char *adapter, const char *chat,
 	rc = engine_finish_tx(e, rc);
 	engine_op_clear(&op);
 	return rc;
+}
+
+/* The clinician's reply `key` about patient `id`, in the config language. */
+static char *
+engine_clear_reply(struct engine *e, const char *key, long long id)
+{
+	cJSON	*p = cJSON_CreateObject();
+	char	*s;
+
+	cJSON_AddNumberToObject(p, "patient", (double)id);
+	s = engine_render(e, NULL, key, p);
+	cJSON_Delete(p);
+	return s;
+}
+
+int
+engine_clear_command(struct engine *e, const char *arg, int64_t now,
+    char **reply)
+{
+	struct store_patient	 p;
+	char			*end;
+	long long		 id;
+	int			 rc;
+
+	*reply = NULL;
+	while (*arg == ' ')
+		arg++;
+	if (*arg == '#')
+		arg++;
+	id = strtoll(arg, &end, 10);
+	while (*end == ' ' || *end == '\n')
+		end++;
+	if (end == arg || *end != '\0' || id <= 0) {
+		*reply = engine_render(e, NULL, "clinician_clear_usage", NULL);
+		return 0;
+	}
+	memset(&p, 0, sizeof p);
+	if ((rc = store_patient_get(e->st, id, &p)) < 0)
+		return -1;
+	if (rc == STORE_NOTFOUND) {
+		*reply = engine_clear_reply(e, "clinician_clear_unknown", id);
+		return 0;
+	}
+	rc = engine_clear(e, p.adapter, p.chat, now);
+	store_patient_clear(&p);
+	if (rc < 0)
+		return -1;
+	log_info("event=clinician_clear patient=%lld changed=%d", id, rc == 0);
+	*reply = engine_clear_reply(e, rc == 0 ? "clinician_clear_done" :
+	    "clinician_clear_not_held", id);
+	return 0;
 }
 
 /* ---- due jobs ----------------------------------------------------- */

@@ -14,6 +14,7 @@
 #ifndef STRIGIL_ENGINE_H
 #define STRIGIL_ENGINE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
@@ -112,6 +113,14 @@ int	engine_cursor(struct engine *e, const struct engine_cursor *cur,
  * patient is unknown or not on hold (nothing changed), or -1. */
 int	engine_clear(struct engine *e, const char *adapter, const char *chat,
 	    int64_t now);
+/* A clinician's "/clear <patient number>" from an adapter's clinician chat
+ * or room: `arg` is what follows the command ("12" or "#12"). Lifts that
+ * patient's hold with engine_clear() (which commits on its own) and sets
+ * *reply to what to tell the clinician, in the configured language: how to
+ * use it, no such patient, hold lifted, or not on hold. The caller queues
+ * it and frees it. 0, or -1 on a database error (*reply NULL). */
+int	engine_clear_command(struct engine *e, const char *arg, int64_t now,
+	    char **reply);
 
 /* Runs every job due at or before `now`, each in its own transaction.
  * Returns the number run, or -1 on a database error. */
@@ -125,5 +134,24 @@ const struct engine_stats *engine_stats(struct engine *e);
 int	engine_protocols(struct engine *e, struct engine_proto_status *out,
 	    int max);
 struct store *engine_store(struct engine *e);
+
+/*
+ * The engine's texts for the adapters' own messages (scripts/lang:
+ * greetings, the clinician's replies, summaries), so they are translated
+ * like the engine's. `lang` NULL or "" is the configured language (the
+ * clinician's); a key missing in `lang` falls back to English, a key
+ * missing everywhere to the key itself. engine_text_for() never returns
+ * NULL; the text belongs to the engine and lives until engine_free().
+ * engine_render() replaces each {name} from `params` (a JSON object, or
+ * NULL) and returns a new string the caller frees.
+ */
+const char *engine_text_for(struct engine *e, const char *lang,
+	    const char *key);
+char	*engine_render(struct engine *e, const char *lang, const char *key,
+	    const cJSON *params);
+/* The language of the patient on (adapter, chat) into `buf`, else (no such
+ * patient, a database error) the configured one. Returns buf. */
+const char *engine_lang_of(struct engine *e, const char *adapter,
+	    const char *chat, char *buf, size_t size);
 
 #endif

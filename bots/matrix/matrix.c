@@ -98,8 +98,9 @@ mx_req_free(struct mx_req *q)
 
 static void	mx_req_done(void *, const struct fetch_result *);
 
-/* (Re)starts a kept request with the current token. */
-static void
+/* (Re)starts a kept request with the current token. -1 when it could not
+ * start: then its callback has run and it is freed. */
+static int
 mx_req_start(struct mx_req *q)
 {
 	struct matrix		*m = q->m;
@@ -125,10 +126,12 @@ mx_req_start(struct mx_req *q)
 		r.message = "closing";
 		q->done(m, q->ud, &r);
 		mx_req_free(q);
+		q = NULL;
 	}
 	explicit_bzero(auth, strlen(auth));
 	free(auth);
 	free(url);
+	return q != NULL ? 0 : -1;
 }
 
 static void
@@ -161,7 +164,13 @@ mx_req_resume(struct mx_req *q)
 	mx_req_start(q);
 }
 
-void
+int
+mx_req_cancel(struct matrix *m, struct mx_req *q)
+{
+	return fetch_cancel(m->f, mx_req_done, q);
+}
+
+struct mx_req *
 mx_call(struct matrix *m, const char *method, const char *path,
     const char *body, long timeout_ms, mx_done_fn *done, void *ud)
 {
@@ -179,9 +188,9 @@ mx_call(struct matrix *m, const char *method, const char *path,
 		/* Logging in: it goes with the token that comes. */
 		q->next = m->waiting;
 		m->waiting = q;
-		return;
+		return q;
 	}
-	mx_req_start(q);
+	return mx_req_start(q) == 0 ? q : NULL;
 }
 
 static void
@@ -316,8 +325,10 @@ mx_new(struct matrix **out, uv_loop_t *loop, struct engine *e,
 	uv_timer_init(loop, &m->poll_timer);
 	uv_timer_init(loop, &m->send_timer);
 	uv_timer_init(loop, &m->session_timer);
+	uv_timer_init(loop, &m->poll_watch);
 	m->poll_timer.data = m->send_timer.data = m->session_timer.data = m;
-	m->handles = 3;
+	m->poll_watch.data = m;
+	m->handles = 4;
 	/* Retries and rate-limited rows come due with time (the outbox's
 	 * not_before is in whole seconds). */
 	uv_timer_start(&m->send_timer, mx_send_tick, 250, 250);
@@ -351,4 +362,5 @@ mx_close(struct matrix *m)
 	uv_close((uv_handle_t *)&m->poll_timer, mx_handle_closed);
 	uv_close((uv_handle_t *)&m->send_timer, mx_handle_closed);
 	uv_close((uv_handle_t *)&m->session_timer, mx_handle_closed);
+	uv_close((uv_handle_t *)&m->poll_watch, mx_handle_closed);
 }

@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include "engine.h"
 #include "fetch.h"
 #include "matrix.h"
 #include "mx_sync.h"
@@ -138,6 +139,9 @@ struct matrix {
 	int64_t		 started_ms;	/* kv matrix.started_at */
 	char		*filter;	/* filter id, or NULL */
 	uv_timer_t	 poll_timer;
+	uv_timer_t	 poll_watch;	/* the watchdog of the /sync in flight */
+	struct mx_req	*sync_req;	/* that /sync, or NULL */
+	uint64_t	 stalls;	/* syncs the watchdog cancelled */
 	int		 poll_fails;
 	int		 connected;
 	struct mx_batch	 batch;
@@ -156,8 +160,13 @@ struct matrix {
 /* matrix.c */
 int64_t	 mx_backoff_ms(int fails);
 char	*mx_escape(const char *s);
-void	 mx_call(struct matrix *, const char *method, const char *path,
+/* Returns the request, valid until its callback has run (for
+ * mx_req_cancel()), or NULL when it has run already (closing). */
+struct mx_req *mx_call(struct matrix *, const char *method, const char *path,
 	    const char *body, long timeout_ms, mx_done_fn *done, void *ud);
+/* Cancels a request in flight (its callback sees FETCH_ECANCELED): 1, or
+ * 0 when it is not in flight (waiting for a token). */
+int	 mx_req_cancel(struct matrix *, struct mx_req *);
 /* A fetch_result's error answer, or zeroes (retry_after_ms -1). */
 void	 mx_result_error(const struct fetch_result *, struct mx_error *);
 char	*mx_kv(struct matrix *, const char *key);
@@ -187,6 +196,12 @@ int	 mx_inviter_allowed(const struct matrix *, const char *user);
  * mx_task_done() when it is over. */
 void	 mx_room_task(struct matrix *, struct mx_task *);
 int	 mx_queue_notice(struct matrix *, const char *room, const char *text);
+
+/* mx_clinic.c: a text message from someone else in the clinician room,
+ * with the cursor to commit (or NULL). 0, or -1 when the database failed
+ * (the batch comes again). */
+int	 mx_clinic_message(struct matrix *, const char *event_id,
+	    const char *text, const struct engine_cursor *cur);
 
 /* mx_send.c */
 void	 mx_send_free(struct matrix *);

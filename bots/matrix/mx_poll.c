@@ -27,6 +27,10 @@
 #include "xmalloc.h"
 
 #define MX_SYNC_SLACK_S		15	/* transfer timeout beyond the poll's */
+/* A /sync not ended this long after its own transfer timeout is stalled
+ * (a lost timer, a socket that never wakes): the watchdog cancels it and
+ * syncs again, as Telegram's poll does. */
+#define MX_WATCHDOG_SLACK_S	30
 #define MX_GAP_LIMIT		100	/* events a /messages page */
 #define MX_GAP_PAGES		50	/* then the gap is given up, logged */
 
@@ -40,11 +44,12 @@
 	"\"state\":{\"types\":[\"m.room.encryption\",\"m.room.member\"]}," \
 	"\"ephemeral\":{\"types\":[]},\"account_data\":{\"types\":[]}}}"
 
-/* One message for the engine. */
+/* One message for the engine (or, from the clinician room, a command). */
 struct mx_item {
 	const char	*room;
 	const char	*event_id;
 	char		*text;		/* owned */
+	int		 clinician;	/* from matrix.clinician_room */
 };
 
 static void	mx_sync_done(struct matrix *, void *,
@@ -131,6 +136,29 @@ mx_filter_done(struct matrix *m, void *ud, const struct fetch_result *r)
 
 /* ---- /sync ---------------------------------------------------------- */
 
+static void
+mx_poll_watchdog(uv_timer_t *h)
+{
+	struct matrix	*m = h->data;
+	struct mx_req	*q = m->sync_req;
+
+	if (m->closing || q == NULL || m->session == MX_S_DEAD)
+		return;
+	/* Waiting for a new token is the session's business: look again
+	 * later. */
+	if (mx_req_cancel(m, q) == 0) {
+		uv_timer_start(&m->poll_watch, mx_poll_watchdog,
+		    (uint64_t)(m->poll_timeout + MX_SYNC_SLACK_S +
+		    MX_WATCHDOG_SLACK_S) * 1000, 0);
+		return;
+	}
+	/* mx_sync_done() saw FETCH_ECANCELED and did nothing more. */
+	m->stalls++;
+	log_warn("event=matrix_sync_stalled action=restart stalls=%" PRIu64,
+	    m->stalls);
+	mx_poll_start(m);
+}
+
 void
 mx_poll_start(struct matrix *m)
 {
@@ -153,8 +181,12 @@ mx_poll_start(struct matrix *m)
 	path = xasprintf("/sync?filter=%s&set_presence=offline&timeout=%ld%s%s",
 	    filter, m->since != NULL ? m->poll_timeout * 1000 : 0L,
 	    since != NULL ? "&since=" : "", since != NULL ? since : "");
-	mx_call(m, "GET", path, NULL, (m->poll_timeout + MX_SYNC_SLACK_S) *
-	    1000, mx_sync_done, NULL);
+	m->sync_req = mx_call(m, "GET", path, NULL, (m->poll_timeout +
+	    MX_SYNC_SLACK_S) * 1000, mx_sync_done, NULL);
+	if (m->sync_req != NULL)
+		uv_timer_start(&m->poll_watch, mx_poll_watchdog,
+		    (uint64_t)(m->poll_timeout + MX_SYNC_SLACK_S +
+		    MX_WATCHDOG_SLACK_S) * 1000, 0);
 	free(path);
 	free(filter);
 	free(since);
@@ -224,9 +256,15 @@ mx_plan(struct matrix *m)
 				mx_task_add(b, MX_T_ENCRYPTED, i, r->inviter);
 			break;
 		case MX_JOIN:
+			/* The clinicians' room: its commands are read (gaps
+			 * filled too), but it is never a patient's. */
 			if (m->clinician != NULL &&
-			    strcmp(r->id, m->clinician) == 0)
+			    strcmp(r->id, m->clinician) == 0) {
+				if (r->limited && m->since != NULL &&
+				    !r->encrypted)
+					mx_task_add(b, MX_T_GAP, i, NULL);
 				break;
+			}
 			if (r->encrypted && !mx_encrypted_known(m, r->id))
 				mx_task_add(b, MX_T_ENCRYPTED, i,
 				    mx_other_sender(m, r));
@@ -245,6 +283,9 @@ mx_sync_done(struct matrix *m, void *ud, const struct fetch_result *r)
 	char	*cause = NULL;
 
 	(void)ud;
+	m->sync_req = NULL;
+	if (!m->closing)
+		uv_timer_stop(&m->poll_watch);
 	if (r->error == FETCH_ECANCELED || m->closing)
 		return;
 	if (r->error == 0 && r->status == 401) {
@@ -417,14 +458,15 @@ mx_items(struct matrix *m, struct mx_item **out)
 	struct mx_event	*ev;
 	struct mx_item	*v = NULL;
 	char		*text;
-	int		 n = 0, i, j;
+	int		 n = 0, i, j, clinician;
 
 	*out = NULL;
 	for (i = 0; i < s->nrooms; i++) {
 		r = &s->rooms[i];
-		if (r->membership != MX_JOIN || r->encrypted ||
-		    (m->clinician != NULL && strcmp(r->id, m->clinician) == 0))
+		if (r->membership != MX_JOIN || r->encrypted)
 			continue;
+		clinician = m->clinician != NULL &&
+		    strcmp(r->id, m->clinician) == 0;
 		for (j = 0; j < r->nevents; j++) {
 			ev = &r->events[j];
 			if (strcmp(ev->sender, m->self) == 0)
@@ -437,7 +479,7 @@ mx_items(struct matrix *m, struct mx_item **out)
 			text = NULL;
 			if (ev->kind == MX_EV_TEXT)
 				text = xstrdup(ev->text);
-			else if (ev->kind == MX_EV_POLL_RESPONSE &&
+			else if (ev->kind == MX_EV_POLL_RESPONSE && !clinician &&
 			    mx_answer_text(m, r->id, ev->text, &text) != 1)
 				text = NULL;
 			if (text == NULL)
@@ -445,6 +487,7 @@ mx_items(struct matrix *m, struct mx_item **out)
 			v = xrealloc(v, (size_t)(n + 1) * sizeof *v);
 			v[n].room = r->id;
 			v[n].event_id = ev->event_id;
+			v[n].clinician = clinician;
 			v[n++].text = text;
 		}
 	}
@@ -464,10 +507,15 @@ mx_deliver(struct matrix *m)
 	cur.key = MX_KV_SINCE;
 	cur.value = m->batch.sync.next_batch;
 	n = mx_items(m, &v);
-	for (i = 0; i < n && rc >= 0; i++)
-		rc = engine_inbound_at(m->e, MX_ADAPTER, v[i].room,
-		    v[i].event_id, v[i].text, i == n - 1 ? &cur : NULL,
-		    clock_now());
+	for (i = 0; i < n && rc >= 0; i++) {
+		if (v[i].clinician)
+			rc = mx_clinic_message(m, v[i].event_id, v[i].text,
+			    i == n - 1 ? &cur : NULL);
+		else
+			rc = engine_inbound_at(m->e, MX_ADAPTER, v[i].room,
+			    v[i].event_id, v[i].text, i == n - 1 ? &cur : NULL,
+			    clock_now());
+	}
 	if (n == 0)
 		rc = engine_cursor(m->e, &cur, clock_now());
 	mx_items_free(v, n);

@@ -28,18 +28,16 @@
 #include "mx_int.h"
 #include "xmalloc.h"
 
-#define MX_WELCOME_TEXT \
-	"Hello! I am your clinic's home treatment assistant. Write /start " \
-	"to begin (or /start CODE with the code your clinic gave you)."
-#define MX_ENCRYPTED_TEXT \
-	"This room is end-to-end encrypted, and I cannot read encrypted " \
-	"messages yet. I have invited you to a new, unencrypted room on " \
-	"your clinic's server: please accept that invite and write to me " \
-	"there."
-#define MX_ENCRYPTED_ALONE_TEXT \
-	"This room is end-to-end encrypted, and I cannot read encrypted " \
-	"messages yet. Please invite me to a room without encryption."
-#define MX_LEAVE_REASON	"This assistant only joins rooms its clinic set up."
+/* The adapter's text `key` (scripts/lang: matrix_welcome, ...) in the
+ * language of the room's patient, else the configured one. */
+static const char *
+mx_text(struct matrix *m, const char *room, const char *key)
+{
+	char	lang[16];
+
+	return engine_text_for(m->e, room == NULL ? NULL : engine_lang_of(m->e,
+	    MX_ADAPTER, room, lang, sizeof lang), key);
+}
 
 int
 mx_inviter_allowed(const struct matrix *m, const char *user)
@@ -109,7 +107,8 @@ mx_join_done(struct matrix *m, void *ud, const struct fetch_result *r)
 		if (!mx_task_room(m, t)->encrypted && (m->clinician == NULL ||
 		    strcmp(m->clinician, mx_task_room(m, t)->id) != 0))
 			mx_queue_notice(m, mx_task_room(m, t)->id,
-			    MX_WELCOME_TEXT);
+			    mx_text(m, mx_task_room(m, t)->id,
+			    "matrix_welcome"));
 	}
 	mx_task_done(m, 0);
 }
@@ -173,10 +172,10 @@ mx_encrypted_finish(struct matrix *m, struct mx_task *t)
 
 	/* The notices and the mark commit together: never twice. */
 	store_begin(st);
-	mx_queue_notice(m, r->id, nr != NULL ? MX_ENCRYPTED_TEXT :
-	    MX_ENCRYPTED_ALONE_TEXT);
+	mx_queue_notice(m, r->id, mx_text(m, r->id, nr != NULL ?
+	    "matrix_encrypted" : "matrix_encrypted_alone"));
 	if (nr != NULL)
-		mx_queue_notice(m, nr, MX_WELCOME_TEXT);
+		mx_queue_notice(m, nr, mx_text(m, r->id, "matrix_welcome"));
 	mx_encrypted_note(m, t, "", nr != NULL ? nr : "-");
 	store_commit(st);
 	log_info("event=matrix_encrypted_room direct_room=%d", nr != NULL);
@@ -334,7 +333,8 @@ mx_room_task(struct matrix *m, struct mx_task *t)
 		break;
 	case MX_T_LEAVE:
 		o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "reason", MX_LEAVE_REASON);
+		cJSON_AddStringToObject(o, "reason", mx_text(m, NULL,
+		    "matrix_declined"));
 		body = cJSON_PrintUnformatted(o);
 		cJSON_Delete(o);
 		path = xasprintf("/rooms/%s/leave", room);

@@ -24,9 +24,6 @@
 #include "tg_update.h"
 #include "xmalloc.h"
 
-/* Shown on a button whose question is no longer the one asked. */
-#define TG_STALE_TEXT	"That question was already answered. Please answer " \
-			"the latest one."
 #define TG_CLINICIAN_CHAT	"@clinician"	/* the outbox's name for it */
 
 /* ---- calls nobody waits for ---------------------------------------- */
@@ -106,40 +103,11 @@ static int
 tg_clinician_clear(struct telegram *t, const char *arg,
     const struct engine_cursor *cur)
 {
-	struct store_patient	 p;
-	char			*end, *reply;
-	long long		 id;
-	int			 rc;
+	char	*reply;
+	int	 rc;
 
-	while (*arg == ' ')
-		arg++;
-	if (*arg == '#')
-		arg++;
-	id = strtoll(arg, &end, 10);
-	while (*end == ' ')
-		end++;
-	if (end == arg || *end != '\0' || id <= 0)
-		return tg_clinician_reply(t, "Usage: /clear <patient number>, "
-		    "as in the alerts (e.g. /clear 12).", cur);
-	memset(&p, 0, sizeof p);
-	rc = store_patient_get(engine_store(t->e), id, &p);
-	if (rc < 0)
+	if (engine_clear_command(t->e, arg, clock_now(), &reply) != 0)
 		return -1;
-	if (rc == STORE_NOTFOUND)
-		reply = xasprintf("There is no patient #%lld.", id);
-	else {
-		rc = engine_clear(t->e, p.adapter, p.chat, clock_now());
-		if (rc < 0) {
-			store_patient_clear(&p);
-			return -1;
-		}
-		reply = rc == 0 ? xasprintf("Patient #%lld: hold lifted; the "
-		    "course goes on.", id) : xasprintf("Patient #%lld is "
-		    "not on hold: nothing changed.", id);
-		log_info("event=telegram_clinician_clear patient=%lld "
-		    "changed=%d", id, rc == 0);
-	}
-	store_patient_clear(&p);
 	rc = tg_clinician_reply(t, reply, cur);
 	free(reply);
 	return rc;
@@ -215,7 +183,7 @@ static int
 tg_press(struct telegram *t, const struct tg_update *u, const char *chat,
     const char *ext, const struct engine_cursor *cur)
 {
-	char	*text = NULL;
+	char	*text = NULL, lang[16];
 	int	 live, rc;
 
 	live = u->text != NULL &&
@@ -229,9 +197,11 @@ tg_press(struct telegram *t, const struct tg_update *u, const char *chat,
 		free(text);
 		return -1;
 	}
+	/* A stale button is told so, in the patient's language. */
 	if (u->callback_id != NULL)
 		tg_answer_callback(t, u->callback_id, live ? NULL :
-		    TG_STALE_TEXT);
+		    engine_text_for(t->e, engine_lang_of(t->e, TG_ADAPTER,
+		    chat, lang, sizeof lang), "button_stale"));
 	/* Only the first delivery edits: a repeat (rc 1) found it done. */
 	if (live && rc == 0)
 		tg_edit_answered(t, u, u->label != NULL ? u->label : text);

@@ -19,8 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "clock.h"
 #include "config.h"
+#include "engine.h"
 #include "log.h"
 #include "store.h"
 #include "tg_int.h"
@@ -51,10 +54,14 @@ tg_day(const char *zone, int64_t t, char *buf, size_t size)
 		snprintf(buf, size, "?");
 }
 
+/* The summary in the configured language (catalog keys "summary" and
+ * "summary_holds"). Caller frees. */
 static char *
-tg_summary_text(const char *day, const struct store_summary *sum)
+tg_summary_text(struct telegram *t, const char *day,
+    const struct store_summary *sum)
 {
-	char	*s, *ids = xstrdup(""), *n;
+	cJSON	*p = cJSON_CreateObject();
+	char	*s, *holds, *ids = xstrdup(""), *n;
 	int	 i;
 
 	for (i = 0; i < sum->nhold_ids; i++) {
@@ -63,16 +70,28 @@ tg_summary_text(const char *day, const struct store_summary *sum)
 		free(ids);
 		ids = n;
 	}
-	s = xasprintf("Daily summary for %s\n"
-	    "Patients on an active course: %" PRId64 "\n"
-	    "Sessions done: %" PRId64 "\n"
-	    "Check-ins asked: %" PRId64 ", answers given: %" PRId64 "\n"
-	    "Escalations: %" PRId64 "\n"
-	    "On hold, awaiting you: %" PRId64 "%s%s%s%s",
-	    day, sum->active, sum->sessions_done, sum->checkins, sum->answers,
-	    sum->escalations, sum->holds, sum->holds > 0 ? " (" : "", ids,
-	    sum->holds > sum->nhold_ids ? ", ..." : "",
-	    sum->holds > 0 ? ")\nSend /clear <number> to lift a hold." : "");
+	if (sum->holds > sum->nhold_ids) {
+		n = xasprintf("%s, ...", ids);
+		free(ids);
+		ids = n;
+	}
+	cJSON_AddStringToObject(p, "day", day);
+	cJSON_AddNumberToObject(p, "active", (double)sum->active);
+	cJSON_AddNumberToObject(p, "sessions", (double)sum->sessions_done);
+	cJSON_AddNumberToObject(p, "checkins", (double)sum->checkins);
+	cJSON_AddNumberToObject(p, "answers", (double)sum->answers);
+	cJSON_AddNumberToObject(p, "escalations", (double)sum->escalations);
+	cJSON_AddNumberToObject(p, "holds", (double)sum->holds);
+	cJSON_AddStringToObject(p, "patients", ids);
+	s = engine_render(t->e, NULL, "summary", p);
+	if (sum->holds > 0) {
+		holds = engine_render(t->e, NULL, "summary_holds", p);
+		n = xasprintf("%s%s", s, holds);
+		free(s);
+		free(holds);
+		s = n;
+	}
+	cJSON_Delete(p);
 	free(ids);
 	return s;
 }
@@ -107,7 +126,7 @@ tg_summary_send(struct telegram *t, int64_t now)
 		store_rollback(st);
 		return -1;
 	}
-	text = tg_summary_text(covers, &sum);
+	text = tg_summary_text(t, covers, &sum);
 	rc = store_outbox_insert(st, 0, TG_ADAPTER, "@clinician", text, NULL,
 	    now, NULL);
 	if (rc == 0)

@@ -75,4 +75,23 @@ return {
   holding = "Thanks, I've saved that. Something went wrong on my side, so your clinic's team will look into it. If you feel worse, please contact your clinic directly.",
   protocol_failed = "Patient #{patient}: the protocol {protocol} failed on a scheduled step, so their course is stalled. The error is in the log; it runs again once the protocol is fixed and reloaded.",
   escalation = "Patient #{patient} ({protocol}, day {day}): {reason}",
+
+  -- Said by the chat adapters themselves (bots/): to the clinician in the
+  -- configured language, to a patient in theirs.
+  clinician_clear_usage = "Usage: /clear <patient number>, as in the alerts (e.g. /clear 12).",
+  clinician_clear_unknown = "There is no patient #{patient}.",
+  clinician_clear_done = "Patient #{patient}: hold lifted; the course goes on.",
+  clinician_clear_not_held = "Patient #{patient} is not on hold: nothing changed.",
+  summary = [[Daily summary for {day}
+Patients on an active course: {active}
+Sessions done: {sessions}
+Check-ins asked: {checkins}, answers given: {answers}
+Escalations: {escalations}
+On hold, awaiting you: {holds}]],
+  summary_holds = " ({patients})\nSend /clear <number> to lift a hold.",
+  button_stale = "That question was already answered. Please answer the latest one.",
+  matrix_welcome = "Hello! I am your clinic's home treatment assistant. Write /start to begin (or /start CODE with the code your clinic gave you).",
+  matrix_encrypted = "This room is end-to-end encrypted, and I cannot read encrypted messages yet. I have invited you to a new, unencrypted room on your clinic's server: please accept that invite and write to me there.",
+  matrix_encrypted_alone = "This room is end-to-end encrypted, and I cannot read encrypted messages yet. Please invite me to a room without encryption.",
+  matrix_declined = "This assistant only joins rooms its clinic set up.",
 }

@@ -5,9 +5,11 @@ homeserver (tests/fakes/matrix_fake.py).
 The fake runs in this process on a free port. Every request the daemon
 sends is checked against the Matrix spec's OpenAPI files and event schemas
 (tests/fakes/matrix_spec.py): every test ends with the fake's violations
-empty. Time: jobs are made due by moving jobs.due_at into the past while
-the daemon is stopped, as tests/e2e/test_restart.py does; the tests never
-sleep to let things happen, they wait for conditions with deadlines.
+empty. Time: test_course_in_virtual_time runs the daemon with test_clock
+= true and moves virtual time with POST /test/wait (as the Telegram tests
+do); the older tests make jobs due by moving jobs.due_at into the past
+while the daemon is stopped. The tests never sleep to let things happen,
+they wait for conditions with deadlines.
 
 Needs python3-yaml and python3-jsonschema (Debian's /usr/bin/python3).
 Usage: python3 tests/e2e/test_matrix.py /path/to/strigil
@@ -20,18 +22,22 @@ import signal
 import sys
 import time
 import urllib.request
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "fakes"))
 from e2e_lib import (DEADLINE, REPO, Proc, Runner, binary, clean_env,  # noqa
-                     db_exec, db_query, integrity, mini_protocol)
+                     db_exec, db_query, integrity, mini_protocol, run)
 import matrix_fake as mf  # noqa
 
 BIN = binary()
 PAT = "@patient:example.org"
 NURSE = "@nurse:example.org"
 STRANGER = "@spam:elsewhere.net"
+DOC = "@doc:example.org"        # a second member of the clinician room
+DAY = 86400
 
 
 def setup(tmp, fake, clinic=None, **extra):
@@ -74,6 +80,29 @@ def health(p):
     with urllib.request.urlopen("http://127.0.0.1:%s/healthz" % port,
                                 timeout=DEADLINE) as f:
         return json.loads(f.read())
+
+
+def port(p):
+    return int(re.search(r"event=http_listening .*port=([0-9]+)",
+                         p.stderr_text()).group(1))
+
+
+def vwait(p, seconds):
+    """Moves the daemon's virtual time on (test_clock); returns the new
+    virtual now."""
+    req = urllib.request.Request("http://127.0.0.1:%d/test/wait?seconds=%d"
+                                 % (port(p), seconds), data=b"",
+                                 method="POST")
+    with urllib.request.urlopen(req, timeout=DEADLINE) as f:
+        return json.loads(f.read())["now"]
+
+
+def invite_code(env, *args):
+    """`strigil invite`: the code it prints."""
+    rc, out, err = run([BIN, "invite"] + list(args), env=env)
+    if rc != 0:
+        raise AssertionError("strigil invite failed: %s" % err)
+    return re.search(r"^invite code: ([A-Za-z0-9_-]+)$", out, re.M).group(1)
 
 
 def stop(r, p):
@@ -261,6 +290,220 @@ def test_course_by_polls_and_typing(r, tmp):
                 "every /sync after the first has since")
         no_violations(r, fake)
         r.eq(integrity(db), "ok", "integrity_check")
+
+
+ZONE = "America/New_York"
+
+
+def local_hhmm(t):
+    return datetime.fromtimestamp(t, ZoneInfo(ZONE)).strftime("%H:%M")
+
+
+def vt_until(p, fake, db, room, needle, count, step=4 * 3600,
+             limit=5 * DAY):
+    """Moves virtual time on in steps of `step` until the bot has sent
+    `count` messages with `needle` to the room: the patient then answers
+    within `step` of virtual time, whatever the time of day the test runs
+    at (a jump of days could pass the reminder's deadline)."""
+    waited = 0
+    while sum(1 for t in fake.bot_texts(room) if needle in t) < count:
+        if waited >= limit:
+            raise AssertionError("no %r within %d s of virtual time" %
+                                 (needle, limit))
+        vwait(p, step)
+        waited += step
+        drained(db)
+    return wait_text(fake, room, needle, count)
+
+
+def vt_session(r, p, fake, db, room, n, pressure):
+    """Virtual time to reminder n, which comes at the patient's 07:30;
+    /done typed."""
+    rem = vt_until(p, fake, db, room, "Time for session %d," % n, 1)[-1]
+    body = rem["content"]["body"]
+    r.check("at %s pressure" % pressure in body,
+            "session %d at %s pressure" % (n, pressure), body)
+    sent = db_query(db, "SELECT created_at FROM outbox WHERE chat = ? AND "
+                    "body LIKE ? ORDER BY id DESC LIMIT 1",
+                    (room, "Time for session %d,%%" % n))[0][0]
+    r.eq(local_hhmm(sent), "07:30", "reminder %d at the patient's local "
+         "reminder time" % n)
+    fake.say(PAT, room, "/done")
+    wait_text(fake, room, "Session noted", n)
+
+
+def vt_checkin(r, p, fake, db, room, n, pain, by_poll):
+    """The check-in after session n, by poll answers or typed replies."""
+    sore = vt_until(p, fake, db, room, "How sore is the area today", n)[-1]
+
+    def answer(q, label):
+        if by_poll:
+            pick(fake, room, poll_after(fake, room, q), label)
+        else:
+            fake.say(PAT, room, label)
+    answer(sore, "2")
+    answer(wait_text(fake, room, "How much bruising", n)[-1], "0")
+    answer(wait_text(fake, room, "Is the skin still red?", n)[-1], "No")
+    answer(wait_text(fake, room, "How much pain", n)[-1], str(pain))
+    answer(wait_text(fake, room, "Do you have any of these?", n)[-1],
+           "None of these")
+    db_wait(db, "SELECT count(*) FROM patients WHERE ask_q = '' AND "
+            "chat = '%s'" % room, lambda v: v == 1, "check-in %d complete" % n)
+
+
+def test_course_in_virtual_time(r, tmp):
+    """A whole course through the real daemon in virtual time: invited,
+    /start CODE, screening, reminders at the patient's local time, sessions
+    done, check-ins by poll and by typing, a pressure step, an escalation
+    to the clinician room, /clear from that room (and refused from a
+    patient's room)."""
+    with mf.Fake() as fake:
+        clinic = fake.invite(NURSE, is_direct=False)
+        env, db = setup(tmp, fake, clinic=clinic, STRIGIL_TEST_CLOCK="true")
+        code = invite_code(env, "--protocol", "mini", "--clinician", "Dr A")
+        p = start(env)
+        fake.wait_for(lambda: fake.membership(clinic) == "join", DEADLINE,
+                      "the bot joined the clinician room")
+        fake.add_member(clinic, DOC)
+        room = joined_room(fake, r)
+        r.eq(fake.bot_texts(clinic), [], "no greeting in the clinician room")
+        # Chatter and commands in the clinician room never enrol anyone.
+        fake.say(NURSE, clinic, "/start")
+        fake.say(DOC, clinic, "morning all")
+        fake.say(PAT, room, "/start " + code)
+        consent = wait_text(fake, room, "Do you agree?")[-1]
+        pick(fake, room, poll_after(fake, room, consent), "Yes")
+        wait_text(fake, room, "Which time zone")
+        fake.say(PAT, room, ZONE)
+        wait_text(fake, room, "What time of day")
+        fake.say(PAT, room, "07:30")
+        wait_text(fake, room, "I'll use the time zone %s" % ZONE)
+        skin = wait_text(fake, room, "Is the skin over the area intact?")[-1]
+        pick(fake, room, poll_after(fake, room, skin), "Yes", stable=True)
+        wait_text(fake, room, "Anything your clinic should know?")
+        fake.say(PAT, room, "all fine")
+        wait_text(fake, room, "noted that")
+        drained(db)
+        r.eq(db_query(db, "SELECT e.invite, e.status FROM enrolments e"),
+             [(code, "active")], "enrolled from the invite, screened")
+        r.eq(db_query(db, "SELECT chat FROM patients"), [(room,)],
+             "one patient: nobody from the clinician room")
+        vt_session(r, p, fake, db, room, 1, "light")
+        vt_checkin(r, p, fake, db, room, 1, 1, by_poll=True)
+        vt_session(r, p, fake, db, room, 2, "light")
+        vt_checkin(r, p, fake, db, room, 2, 1, by_poll=False)
+        wait_text(fake, room, "please use moderate pressure")
+        vt_session(r, p, fake, db, room, 3, "moderate")
+        vt_checkin(r, p, fake, db, room, 3, 8, by_poll=True)
+        r.eq(db_query(db, "SELECT count(*) FROM sessions WHERE status = "
+                      "'missed'"), [(0,)], "no session missed")
+        alert = fake.wait_text(clinic, "pain 8", 1, DEADLINE)
+        pid = db_query(db, "SELECT id FROM patients")[0][0]
+        r.check("Patient #%d" % pid in alert[0]["content"]["body"],
+                "the alert names the patient by number",
+                alert[0]["content"]["body"])
+        wait_text(fake, room, "told your clinician")
+        r.eq(db_query(db, "SELECT status FROM enrolments"), [("hold",)],
+             "the course is on hold")
+        # While on hold, no reminders come.
+        vwait(p, 4 * DAY)
+        drained(db)
+        r.eq(sum(1 for t in fake.bot_texts(room) if "Time for session 4"
+                 in t), 0, "no reminder while on hold")
+        # The patient cannot /clear; a clinician in the room can.
+        fake.say(PAT, room, "/clear %d" % pid)
+        wait_text(fake, room, "don't know that command")
+        r.eq(db_query(db, "SELECT status FROM enrolments"), [("hold",)],
+             "a patient cannot /clear")
+        fake.say(DOC, clinic, "/clear")
+        wait_text(fake, clinic, "Usage: /clear")
+        fake.say(DOC, clinic, "/clear 999")
+        wait_text(fake, clinic, "There is no patient #999")
+        fake.say(DOC, clinic, "/clear %d" % pid)
+        wait_text(fake, clinic, "hold lifted")
+        wait_text(fake, room, "cleared you to continue")
+        r.eq(db_query(db, "SELECT status FROM enrolments"), [("active",)],
+             "/clear from the clinician room lifts the hold")
+        fake.say(NURSE, clinic, "/clear %d" % pid)
+        wait_text(fake, clinic, "not on hold")
+        drained(db)
+        stop(r, p)
+        once(r, fake, clinic, "hold lifted")
+        once(r, fake, clinic, "pain 8")
+        r.eq(db_query(db, "SELECT count(*) FROM patients"), [(1,)],
+             "still one patient")
+        r.check("/clear %d" % pid not in p.stderr_text(),
+                "no command text logged")
+        # A restart reads the same sync token: nothing handled twice.
+        p = start(env, "second")
+        fake.say(PAT, room, "/progress")
+        wait_text(fake, room, "Sessions done: 3")
+        drained(db)
+        stop(r, p)
+        once(r, fake, clinic, "hold lifted")
+        once(r, fake, clinic, "not on hold")
+        no_violations(r, fake)
+        r.eq(integrity(db), "ok", "integrity_check")
+
+
+def test_adapter_texts_from_the_catalog(r, tmp):
+    """The adapter's own texts come from scripts/lang in the configured
+    language (English where a key is missing there)."""
+    ldir = os.path.join(tmp, "lang")
+    os.mkdir(ldir)
+    with open(os.path.join(REPO, "scripts", "lang", "en.lua")) as f:
+        en = f.read()
+    with open(os.path.join(ldir, "en.lua"), "w") as f:
+        f.write(en)
+    with open(os.path.join(ldir, "de.lua"), "w") as f:
+        f.write('return {\n'
+                '  matrix_welcome = "Hallo! Schreiben Sie /start.",\n'
+                '  clinician_clear_unknown = '
+                '"Patient #{patient} gibt es nicht.",\n'
+                '}\n')
+    with mf.Fake() as fake:
+        clinic = fake.invite(NURSE, is_direct=False)
+        env, db = setup(tmp, fake, clinic=clinic, STRIGIL_LANGUAGE="de")
+        env["STRIGIL_LANG_DIR"] = ldir
+        p = start(env)
+        fake.wait_for(lambda: fake.membership(clinic) == "join", DEADLINE,
+                      "the bot joined the clinician room")
+        room = fake.invite(PAT)
+        wait_text(fake, room, "Hallo! Schreiben Sie /start.")
+        fake.say(NURSE, clinic, "/clear 42")
+        wait_text(fake, clinic, "Patient #42 gibt es nicht.")
+        fake.say(NURSE, clinic, "/clear twelve")
+        wait_text(fake, clinic, "Usage: /clear <patient number>")
+        drained(db)
+        stop(r, p)
+        r.eq(db_query(db, "SELECT count(*) FROM patients"), [(0,)],
+             "the clinician room enrols nobody")
+        no_violations(r, fake)
+
+
+def test_clinician_room_gap(r, tmp):
+    """A /clear lost in a `limited` gap of the clinician room is read from
+    /messages like a patient's answer."""
+    with mf.Fake() as fake:
+        fake.max_timeline = 2
+        clinic = fake.invite(NURSE, is_direct=False)
+        env, db = setup(tmp, fake, clinic=clinic)
+        p = start(env)
+        fake.wait_for(lambda: fake.membership(clinic) == "join", DEADLINE,
+                      "the bot joined the clinician room")
+        fake.wait_syncing(DEADLINE)
+        fake.hold_sync(True)
+        fake.say(NURSE, clinic, "/clear 77")
+        fake.say(NURSE, clinic, "coffee?")
+        fake.say(NURSE, clinic, "yes please")
+        fake.hold_sync(False)
+        wait_text(fake, clinic, "There is no patient #77")
+        drained(db)
+        stop(r, p)
+        r.check(len(fake.requests("messages")) >= 1,
+                "the gap was filled from /messages")
+        once(r, fake, clinic, "There is no patient #77")
+        no_violations(r, fake)
 
 
 def test_retries_never_post_twice(r, tmp):
@@ -635,6 +878,9 @@ def test_sigkill_restarts(r, tmp):
 if __name__ == "__main__":
     sys.exit(Runner().run([
         test_course_by_polls_and_typing,
+        test_course_in_virtual_time,
+        test_adapter_texts_from_the_catalog,
+        test_clinician_room_gap,
         test_retries_never_post_twice,
         test_429_waits_for_one_room_only,
         test_token_expiry_and_relogin,

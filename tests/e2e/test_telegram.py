@@ -346,6 +346,7 @@ def test_wrong_token(r, tmp):
                 "no retrying after a 401")
         r.check("AAwrong-token" not in p.stderr_text(),
                 "the token is never logged")
+        no_violations(r, fake)
 
 
 if __name__ == "__main__":

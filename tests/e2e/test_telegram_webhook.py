@@ -154,6 +154,7 @@ def test_webhook_config(r, tmp):
         r.check(rc != 0 and "https" in err, "plain http only to loopback",
                 err)
         r.eq(fake.requests(), [], "nothing was sent to Telegram")
+        r.eq(fake.violations(), [], "the fake saw no spec violations")
 
 
 if __name__ == "__main__":

@@ -252,6 +252,13 @@ class Fake:
             self._event(room, user, "m.room.member", {"membership": "join"},
                         user)
 
+    def add_member(self, room, user):
+        """`user` joins a room (another clinician in the clinicians'
+        room, say)."""
+        with self.cond:
+            self._event(room, user, "m.room.member", {"membership": "join"},
+                        user)
+
     def kick_bot(self, room, by):
         """Removes the bot from a room: its sends then get M_FORBIDDEN."""
         with self.cond:
@@ -437,7 +444,8 @@ class Fake:
 
     # ---- the control API (tests in another process) ---------------------------
 
-    CONTROL = ("invite", "say", "answer_poll", "join", "kick_bot", "encrypt",
+    CONTROL = ("invite", "say", "answer_poll", "join", "add_member",
+               "kick_bot", "encrypt",
                "bot_joins", "release",
                "hold_sync", "fault", "expire_tokens", "reset")
 
