@@ -67,18 +67,40 @@ mx_result_error(const struct fetch_result *r, struct mx_error *err)
 		mx_error_parse(r->body, r->len, err);
 }
 
+int64_t
+mx_retry_ms(const struct fetch_result *r, const struct mx_error *err)
+{
+	int64_t	ms = 1000;
+
+	if (err->retry_after_ms >= 0)
+		ms = err->retry_after_ms;
+	else if (r->retry_after >= 0)
+		ms = (int64_t)r->retry_after * 1000;
+	return ms < 1000 ? 1000 : ms;
+}
+
+int
+mx_kv_read(struct matrix *m, const char *key, char **value)
+{
+	int	rc;
+
+	*value = NULL;
+	if ((rc = store_kv_get(engine_store(m->e), key, value)) != 0)
+		return rc;
+	if ((*value)[0] == '\0') {	/* cleared: the kv has no delete */
+		free(*value);
+		*value = NULL;
+		return STORE_NOTFOUND;
+	}
+	return 0;
+}
+
 char *
 mx_kv(struct matrix *m, const char *key)
 {
-	char	*v = NULL;
+	char	*v;
 
-	if (store_kv_get(engine_store(m->e), key, &v) != 0)
-		return NULL;
-	if (v[0] == '\0') {		/* cleared: the kv has no delete */
-		free(v);
-		return NULL;
-	}
-	return v;
+	return mx_kv_read(m, key, &v) == 0 ? v : NULL;
 }
 
 int
@@ -245,7 +267,12 @@ mx_txn_prefix(struct matrix *m, char **cause)
 	FILE		*f;
 	size_t		 i;
 
-	if ((m->txn_prefix = mx_kv(m, MX_KV_TXN)) != NULL)
+	if (mx_kv_read(m, MX_KV_TXN, &m->txn_prefix) < 0) {
+		*cause = xstrdup("matrix: cannot read the adapter's state "
+		    "from the database");
+		return -1;
+	}
+	if (m->txn_prefix != NULL)
 		return 0;
 	if ((f = fopen("/dev/urandom", "rb")) == NULL ||
 	    fread(r, 1, sizeof r, f) != sizeof r) {
@@ -314,12 +341,20 @@ mx_new(struct matrix **out, uv_loop_t *loop, struct engine *e,
 		m->token_from_config = 1;
 	}
 	m->batch.gap_room = -1;
+	/* A database error must not pass for "no sync position": taken for
+	 * a first start, it would skip what came while the daemon was
+	 * down. */
+	if (mx_kv_read(m, MX_KV_SINCE, &m->since) < 0) {
+		*cause = xstrdup("matrix: cannot read the sync position from "
+		    "the database");
+		mx_free(m);
+		return -1;
+	}
 	if (mx_txn_prefix(m, cause) != 0 || mx_started(m, cause) != 0 ||
 	    fetch_new(&m->f, loop, cause) != 0) {
 		mx_free(m);
 		return -1;
 	}
-	m->since = mx_kv(m, MX_KV_SINCE);
 	m->filter = mx_kv(m, MX_KV_FILTER);
 	srandom((unsigned)clock_mono_ns());
 	uv_timer_init(loop, &m->poll_timer);

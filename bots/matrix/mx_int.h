@@ -169,7 +169,13 @@ struct mx_req *mx_call(struct matrix *, const char *method, const char *path,
 int	 mx_req_cancel(struct matrix *, struct mx_req *);
 /* A fetch_result's error answer, or zeroes (retry_after_ms -1). */
 void	 mx_result_error(const struct fetch_result *, struct mx_error *);
+/* A 429's wait in ms: retry_after_ms, else Retry-After, else 1 s; at
+ * least a second, so a server answering 0 cannot start a busy loop. */
+int64_t	 mx_retry_ms(const struct fetch_result *, const struct mx_error *);
+/* A kv value (caller frees), or NULL when it is absent or on a database
+ * error; mx_kv_read() tells the two apart (0, STORE_NOTFOUND or -1). */
 char	*mx_kv(struct matrix *, const char *key);
+int	 mx_kv_read(struct matrix *, const char *key, char **value);
 int	 mx_kv_set(struct matrix *, const char *key, const char *value);
 
 /* mx_session.c */

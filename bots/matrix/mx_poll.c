@@ -77,10 +77,8 @@ mx_poll_backoff(struct matrix *m, const char *why,
 
 	m->connected = 0;
 	mx_result_error(r, &err);
-	if (r->error == 0 && r->status == 429 && err.retry_after_ms >= 0)
-		ms = err.retry_after_ms;
-	else if (r->error == 0 && r->status == 429 && r->retry_after >= 0)
-		ms = r->retry_after * 1000;
+	if (r->error == 0 && r->status == 429)
+		ms = mx_retry_ms(r, &err);
 	else
 		ms = mx_backoff_ms(++m->poll_fails);
 	log_warn("event=matrix_poll_failed reason=%s status=%ld errcode=%s "
@@ -288,10 +286,13 @@ mx_sync_done(struct matrix *m, void *ud, const struct fetch_result *r)
 		uv_timer_stop(&m->poll_watch);
 	if (r->error == FETCH_ECANCELED || m->closing)
 		return;
-	if (r->error == 0 && r->status == 401) {
+	if (r->error == 0 && r->status == 401 && m->session == MX_S_DEAD) {
 		m->connected = 0;	/* the session is dead: logged */
 		return;
 	}
+	/* Any other 401 (a proxy's page, no errcode: mx_req_done() passes
+	 * on only a token's) falls through to the backoff: stopping here
+	 * would leave nothing to sync again. */
 	if (r->error != 0) {
 		/* A timeout or a dropped connection: no answer. */
 		mx_poll_backoff(m, "network", r);
@@ -553,6 +554,14 @@ mx_batch_next(struct matrix *m)
 
 	if (m->closing)
 		return;
+	if (m->session == MX_S_DEAD) {
+		/* Its tasks ended with the session's 401, not done: the
+		 * batch is dropped, not delivered, so next_batch stays
+		 * where it was and a start with working credentials syncs
+		 * it again. */
+		mx_batch_clear(b);
+		return;
+	}
 	if (b->next >= b->ntasks) {
 		mx_batch_end(m);
 		return;

@@ -457,8 +457,7 @@ mx_send_failed(struct matrix *m, struct mx_sroom *c,
 
 	mx_result_error(r, &err);
 	if (r->error == 0 && r->status == 429) {
-		ms = err.retry_after_ms >= 0 ? err.retry_after_ms :
-		    r->retry_after >= 0 ? r->retry_after * 1000 : 1000;
+		ms = mx_retry_ms(r, &err);
 		log_info("event=matrix_rate_limited row=%" PRId64
 		    " retry_ms=%" PRId64, o->row.id, ms);
 		metrics_adapter_count(MX_ADAPTER, METRICS_RATE_LIMITED, 1);

@@ -149,10 +149,8 @@ mx_session_retry(struct matrix *m, const char *what,
 {
 	int64_t	ms;
 
-	if (r->error == 0 && r->status == 429 && err->retry_after_ms >= 0)
-		ms = err->retry_after_ms;
-	else if (r->error == 0 && r->status == 429 && r->retry_after >= 0)
-		ms = r->retry_after * 1000;
+	if (r->error == 0 && r->status == 429)
+		ms = mx_retry_ms(r, err);
 	else
 		ms = mx_backoff_ms(++m->session_fails);
 	log_warn("event=matrix_%s_failed status=%ld errcode=%s retry_ms=%lld",

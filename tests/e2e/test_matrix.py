@@ -576,6 +576,24 @@ def test_429_waits_for_one_room_only(r, tmp):
         no_violations(r, fake)
 
 
+def test_sync_after_a_stray_401(r, tmp):
+    """A 401 that is no token error (a proxy's) on /sync: the bot backs
+    off and syncs on, it does not stop receiving."""
+    with mf.Fake() as fake:
+        env, db = setup(tmp, fake)
+        p = start(env)
+        room = joined_room(fake, r)
+        fake.wait_syncing(DEADLINE)
+        fake.fault("401", endpoint="sync", count=2)
+        fake.say(PAT, room, "/start")
+        wait_text(fake, room, "Do you agree?")
+        r.eq(sorted(set(str(q["status"]) for q in fake.requests("sync")
+                        if q.get("fault") == "401")), ["401"],
+             "the stray 401s were answered")
+        stop(r, p)
+        no_violations(r, fake)
+
+
 def test_token_expiry_and_relogin(r, tmp):
     with mf.Fake() as fake:
         env, db = setup(tmp, fake)
@@ -883,6 +901,7 @@ if __name__ == "__main__":
         test_clinician_room_gap,
         test_retries_never_post_twice,
         test_429_waits_for_one_room_only,
+        test_sync_after_a_stray_401,
         test_token_expiry_and_relogin,
         test_configured_token,
         test_short_lived_tokens,

@@ -426,6 +426,11 @@ class Fake:
         if f is not None and f["kind"] == "500":
             rec["status"] = 500
             return 500, {"errcode": "M_UNKNOWN", "error": "injected"}, {}
+        if f is not None and f["kind"] == "401":
+            # A 401 that is not the homeserver's word on the token (a
+            # proxy in front of it): no errcode.
+            rec["status"] = 401
+            return 401, {"error": "Unauthorized"}, {}
         try:
             doc = json.loads(body) if body else {}
             fn = getattr(self, "_h_" + endpoint, None)
