@@ -122,6 +122,17 @@ int	engine_clear(struct engine *e, const char *adapter, const char *chat,
 int	engine_clear_command(struct engine *e, const char *arg, int64_t now,
 	    char **reply);
 
+/*
+ * The answer a button or poll option stands for. Options carry the id
+ * "a:<questionnaire>:<question index>:<value>" (dialog metadata). Returns 1
+ * with *text (the value; caller frees) when that question is still the one
+ * the patient at (adapter, chat) is asked, 0 for an option of a question
+ * that has moved on (a stale button: nothing goes to the engine), -1 for an
+ * id the engine never made.
+ */
+int	engine_answer_text(struct engine *e, const char *adapter,
+	    const char *chat, const char *id, char **text);
+
 /* Runs every job due at or before `now`, each in its own transaction.
  * Returns the number run, or -1 on a database error. */
 int	engine_run_due(struct engine *e, int64_t now);

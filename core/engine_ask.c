@@ -449,3 +449,51 @@ engine_answer(struct engine_op *op, const char *text)
 	free(answers);
 	return rc;
 }
+
+/* ---- buttons and poll options -------------------------------------- */
+
+/* Is question `idx` (1-based) of `qnr` still the one the patient at
+ * (adapter, chat) is asked? */
+static int
+engine_question_live(struct engine *e, const char *adapter,
+    const char *chat, const char *qnr, size_t qlen, long idx)
+{
+	struct store_patient	p;
+	int			live;
+
+	memset(&p, 0, sizeof p);
+	if (store_patient_find(e->st, adapter, chat, &p) != 0)
+		return 0;
+	live = strlen(p.ask_q) == qlen && strncmp(p.ask_q, qnr, qlen) == 0 &&
+	    p.ask_i + 1 == idx;
+	store_patient_clear(&p);
+	return live;
+}
+
+int
+engine_answer_text(struct engine *e, const char *adapter, const char *chat,
+    const char *id, char **text)
+{
+	const char	*qnr, *value, *colon;
+	char		*end;
+	long		 idx;
+
+	*text = NULL;
+	if (strncmp(id, "a:", 2) != 0 ||
+	    (value = strrchr(id, ':')) == id + 1)
+		return -1;
+	/* Values and indexes hold no ':'; the questionnaire id might. */
+	for (colon = value - 1; colon > id + 1 && *colon != ':'; colon--)
+		;
+	if (colon <= id + 1)
+		return -1;
+	qnr = id + 2;
+	idx = strtol(colon + 1, &end, 10);
+	if (end != value || value[1] == '\0')
+		return -1;
+	if (!engine_question_live(e, adapter, chat, qnr, (size_t)(colon - qnr),
+	    idx))
+		return 0;
+	*text = xstrdup(value + 1);
+	return 1;
+}

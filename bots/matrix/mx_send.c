@@ -261,54 +261,16 @@ mx_poll(const struct store_out *row)
 
 /* ---- poll answers --------------------------------------------------- */
 
-/* Is the question at `qnr`/`idx` still the one the room's patient is
- * asked? */
-static int
-mx_question_live(struct matrix *m, const char *room, const char *qnr,
-    size_t qlen, long idx)
-{
-	struct store_patient	p;
-	int			live;
-
-	memset(&p, 0, sizeof p);
-	if (store_patient_find(engine_store(m->e), MX_ADAPTER, room, &p) != 0)
-		return 0;
-	live = strlen(p.ask_q) == qlen && strncmp(p.ask_q, qnr, qlen) == 0 &&
-	    p.ask_i + 1 == idx;
-	store_patient_clear(&p);
-	return live;
-}
-
 /*
  * The text a poll answer id stands for: 1 with *text (caller frees) when it
  * should go to the engine, 0 for an answer to a question that has moved
- * on, -1 for an id we never sent.
+ * on, -1 for an id we never sent (engine_answer_text).
  */
 int
 mx_answer_text(struct matrix *m, const char *room, const char *id,
     char **text)
 {
-	const char	*qnr, *value, *colon;
-	char		*end;
-	long		 idx;
-
-	*text = NULL;
-	if (strncmp(id, "a:", 2) != 0 ||
-	    (value = strrchr(id, ':')) == id + 1)
-		return -1;
-	/* Values and indexes hold no ':'; the questionnaire id might. */
-	for (colon = value - 1; colon > id + 1 && *colon != ':'; colon--)
-		;
-	if (colon <= id + 1)
-		return -1;
-	qnr = id + 2;
-	idx = strtol(colon + 1, &end, 10);
-	if (end != value || value[1] == '\0')
-		return -1;
-	if (!mx_question_live(m, room, qnr, (size_t)(colon - qnr), idx))
-		return 0;
-	*text = xstrdup(value + 1);
-	return 1;
+	return engine_answer_text(m->e, MX_ADAPTER, room, id, text);
 }
 
 /* ---- sending ------------------------------------------------------ */

@@ -189,59 +189,25 @@ tg_keyboard(const char *meta)
 	return kb;
 }
 
-/* Is the question at `qnr`/`idx` still the one the patient is asked? */
-static int
-tg_question_live(struct telegram *t, int64_t chat, const char *qnr,
-    size_t qlen, long idx)
-{
-	struct store_patient	p;
-	char			id[32];
-	int			live;
-
-	snprintf(id, sizeof id, "%" PRId64, chat);
-	memset(&p, 0, sizeof p);
-	if (store_patient_find(engine_store(t->e), TG_ADAPTER, id, &p) != 0)
-		return 0;
-	live = strlen(p.ask_q) == qlen && strncmp(p.ask_q, qnr, qlen) == 0 &&
-	    p.ask_i + 1 == idx;
-	store_patient_clear(&p);
-	return live;
-}
-
 /*
  * The text a button stands for: 1 with *text (caller frees) when it should
  * go to the engine, 0 for a button whose question has moved on, -1 for
- * data we never sent.
+ * data we never sent. "c:/cmd" buttons are commands; answers are the
+ * engine's option ids (engine_answer_text).
  */
 int
 tg_button_text(struct telegram *t, int64_t chat, const char *data,
     char **text)
 {
-	const char	*qnr, *value, *colon;
-	char		*end;
-	long		 idx;
+	char	id[32];
 
 	*text = NULL;
 	if (strncmp(data, "c:/", 3) == 0) {
 		*text = xstrdup(data + 2);
 		return 1;
 	}
-	if (strncmp(data, "a:", 2) != 0 ||
-	    (value = strrchr(data, ':')) == data + 1)
-		return -1;
-	/* Values and indexes hold no ':'; the questionnaire id might. */
-	for (colon = value - 1; colon > data + 1 && *colon != ':'; colon--)
-		;
-	if (colon <= data + 1)
-		return -1;
-	qnr = data + 2;
-	idx = strtol(colon + 1, &end, 10);
-	if (end != value || value[1] == '\0')
-		return -1;
-	if (!tg_question_live(t, chat, qnr, (size_t)(colon - qnr), idx))
-		return 0;
-	*text = xstrdup(value + 1);
-	return 1;
+	snprintf(id, sizeof id, "%" PRId64, chat);
+	return engine_answer_text(t->e, TG_ADAPTER, id, data, text);
 }
 
 /* ---- sending ------------------------------------------------------ */

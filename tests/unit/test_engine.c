@@ -380,6 +380,38 @@ test_cursor(void)
 	world_close(&w);
 }
 
+/* Option ids map back to their text only while their question is live. */
+static void
+test_answer_text(void)
+{
+	struct world		 w;
+	struct store_patient	 p;
+	char			*text, id[64];
+
+	clock_init(CLOCK_MANUAL, T0);
+	if (world_open(&w, ":memory:") != 0)
+		return;
+	CHECK_INT(engine_inbound(w.e, AD, "1", "m1", "/start", T0), 0);
+	CHECK_INT(store_patient_find(w.st, AD, "1", &p), 0);
+	snprintf(id, sizeof id, "a:%s:%d:yes", p.ask_q, p.ask_i + 1);
+	CHECK_INT(engine_answer_text(w.e, AD, "1", id, &text), 1);
+	CHECK_STR(text, "yes");
+	free(text);
+	/* Another question of it, another patient: stale. */
+	snprintf(id, sizeof id, "a:%s:%d:yes", p.ask_q, p.ask_i + 2);
+	CHECK_INT(engine_answer_text(w.e, AD, "1", id, &text), 0);
+	CHECK(text == NULL);
+	snprintf(id, sizeof id, "a:%s:%d:yes", p.ask_q, p.ask_i + 1);
+	CHECK_INT(engine_answer_text(w.e, AD, "2", id, &text), 0);
+	/* Not ours. */
+	CHECK_INT(engine_answer_text(w.e, AD, "1", "yes", &text), -1);
+	CHECK_INT(engine_answer_text(w.e, AD, "1", "a:x:1:", &text), -1);
+	CHECK_INT(engine_answer_text(w.e, AD, "1", "a::", &text), -1);
+	CHECK_INT(engine_answer_text(w.e, AD, "1", "a:x:one:yes", &text), -1);
+	store_patient_clear(&p);
+	world_close(&w);
+}
+
 static void
 test_handler_error(void)
 {
@@ -642,6 +674,7 @@ main(void)
 	TEST(test_enrol);
 	TEST(test_duplicate);
 	TEST(test_cursor);
+	TEST(test_answer_text);
 	TEST(test_handler_error);
 	TEST(test_min_interval);
 	TEST(test_restart);
