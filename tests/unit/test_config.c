@@ -688,6 +688,97 @@ test_env_file_errors(void)
 	unlink(path);
 }
 
+/* ---- matrix.* --------------------------------------------------- */
+
+static void
+test_matrix_defaults(void)
+{
+	struct config	 cfg;
+	char		*cause = NULL;
+
+	env_clear();
+	CHECK_INT(config_load(&cfg, NULL, &cause), 0);
+	CHECK_STR(cfg.mx_homeserver, "");
+	CHECK_INT(cfg.mx_poll_timeout, 30);
+	CHECK_INT(cfg.console, 1);
+	config_free(&cfg);
+}
+
+static void
+test_matrix_file(void)
+{
+	struct config	 cfg;
+	char		*cause = NULL;
+
+	env_clear();
+	CHECK_INT(config_load(&cfg, conf(
+	    "matrix = {\n"
+	    "  homeserver = \"https://matrix.clinic.org/\",\n"
+	    "  user = \"@strigil:clinic.org\",\n"
+	    "  password = \"pw\",\n"
+	    "  clinician_room = \"!abc:clinic.org\",\n"
+	    "  allowed_inviters = \"@dr:clinic.org, :clinic.org\",\n"
+	    "  poll_timeout = 45,\n"
+	    "}\n"), &cause), 0);
+	CHECK(cause == NULL);
+	CHECK_STR(cfg.mx_homeserver, "https://matrix.clinic.org/");
+	CHECK_STR(cfg.mx_user, "@strigil:clinic.org");
+	CHECK_STR(cfg.mx_clinician_room, "!abc:clinic.org");
+	CHECK_STR(cfg.mx_allowed_inviters, "@dr:clinic.org, :clinic.org");
+	CHECK_INT(cfg.mx_poll_timeout, 45);
+	CHECK_INT(cfg.console, 0);	/* a chat adapter runs */
+	config_free(&cfg);
+}
+
+static void
+test_matrix_errors(void)
+{
+	env_clear();
+	load_fails_with(conf("matrix = {\n homeserver = \"matrix.org\" }\n"),
+	    ":2: matrix.homeserver: expected an http:// or https:// URL");
+	load_fails_with(conf("matrix = {\n\n allowed_inviters = \"dr@x\" }\n"),
+	    ":3: matrix.allowed_inviters: expected user ids");
+	load_fails_with(conf("matrix = { allowed_inviters = \"@dr\" }\n"),
+	    "matrix.allowed_inviters: expected user ids");
+	load_fails_with(conf("matrix = { clinician_room = \"#clinic:x\" }\n"),
+	    "matrix.clinician_room: expected a room id");
+	load_fails_with(conf("matrix = { homeserver = \"https://x\" }\n"),
+	    "matrix.user is not");
+	load_fails_with(conf("matrix = { homeserver = \"https://x\", "
+	    "user = \"bot\" }\n"), "neither matrix.password nor");
+	load_fails_with(conf("matrix = { homeserver = \"https://x\", "
+	    "user = \"@bot\", password = \"p\" }\n"), "matrix.user: expected");
+	load_fails_with(conf("matrix = { poll_timeout = 0 }\n"),
+	    "matrix.poll_timeout: must be between 1 and 600");
+}
+
+static void
+test_matrix_env_file(void)
+{
+	struct config	 cfg;
+	char		*cause = NULL, path[96];
+	FILE		*f;
+
+	env_clear();
+	snprintf(path, sizeof path, "%s/token", test_dir);
+	if ((f = fopen(path, "w")) == NULL) {
+		perror(path);
+		exit(2);
+	}
+	fputs("syt_secret\n", f);
+	fclose(f);
+	setenv("STRIGIL_MATRIX_HOMESERVER", "http://127.0.0.1:1", 1);
+	setenv("STRIGIL_MATRIX_USER", "bot", 1);
+	setenv("STRIGIL_MATRIX_ACCESS_TOKEN_FILE", path, 1);
+	CHECK_INT(config_load(&cfg, NULL, &cause), 0);
+	CHECK_STR(cfg.mx_access_token, "syt_secret");
+	config_free(&cfg);
+	setenv("STRIGIL_MATRIX_ALLOWED_INVITERS", "nobody", 1);
+	load_fails_with(NULL, "STRIGIL_MATRIX_ALLOWED_INVITERS: expected user ids");
+	env_clear();
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -709,6 +800,10 @@ main(void)
 	TEST(test_endless_loop);
 	TEST(test_env_file);
 	TEST(test_env_file_errors);
+	TEST(test_matrix_defaults);
+	TEST(test_matrix_file);
+	TEST(test_matrix_errors);
+	TEST(test_matrix_env_file);
 	unlink(test_path);
 	rmdir(test_dir);
 	return TEST_END();
