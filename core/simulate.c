@@ -11,6 +11,7 @@
 #include "config.h"
 #include "dialog.h"
 #include "engine.h"
+#include "log.h"
 #include "luajson.h"
 #include "protocol.h"
 #include "scenario.h"
@@ -54,14 +55,28 @@ struct sim {
 	int			 failed;
 	char			*cause;		/* why the run failed, if known */
 	unsigned		 batched;	/* events since the last commit */
+	int			 mode;		/* STORE_BATCH_FAST or _SAFE */
+	struct sim_held		*held;		/* a fast pass's lines, or NULL */
 };
 
 /*
  * The in-memory store needs no durability: events are grouped into batches
- * of this many (each still its own savepoint), which saves SQLite a commit
- * and a journal copy of every page per event.
+ * of this many, which saves SQLite a commit per event. A run is first
+ * tried in fast batches (no journal, no savepoints: store.h); should an
+ * event need undoing (a protocol error), that store is thrown away and the
+ * run starts again in safe batches, where each event is a savepoint.
  */
 #define SIM_BATCH	4096
+
+/*
+ * The --json lines of a fast pass are held until it ends: should it be
+ * spoiled, the safe pass prints them all again (protocols iterating a
+ * table may order things differently in a new Lua state).
+ */
+struct sim_held {
+	char	*buf;
+	size_t	 len, cap;
+};
 
 /* ---- validating the answers file against the protocol --------------- */
 
@@ -250,7 +265,8 @@ sim_batch_next(struct sim *s)
 	if (s->batched < SIM_BATCH)
 		return;
 	s->batched = 0;
-	if (store_batch_commit(s->st) != 0 || store_batch_begin(s->st) != 0)
+	if (store_batch_commit(s->st) != 0 ||
+	    store_batch_begin(s->st, s->mode) != 0)
 		s->failed = 1;
 }
 
@@ -388,6 +404,28 @@ sim_kind(const char *kind)
 	return -1;
 }
 
+/* Prints a --json line, or holds it in a fast pass. */
+static void
+sim_print(struct sim *s, const char *text)
+{
+	struct sim_held	*h = s->held;
+	size_t		 n = strlen(text);
+
+	if (h == NULL) {
+		puts(text);
+		return;
+	}
+	if (h->len + n + 1 > h->cap) {
+		h->cap = h->cap ? h->cap : 65536;
+		while (h->len + n + 1 > h->cap)
+			h->cap *= 2;
+		h->buf = xrealloc(h->buf, h->cap);
+	}
+	memcpy(h->buf + h->len, text, n);
+	h->len += n;
+	h->buf[h->len++] = '\n';
+}
+
 static void
 sim_observe(void *ud, int64_t patient, int64_t t, const char *kind,
     const cJSON *data)
@@ -410,25 +448,25 @@ sim_observe(void *ud, int64_t patient, int64_t t, const char *kind,
 		cJSON_AddItemToObject(line, item->string,
 		    cJSON_Duplicate(item, 1));
 	text = luajson_print(line);
-	puts(text);
+	sim_print(s, text);
 	free(text);
 	cJSON_Delete(line);
 }
 
 static void
-sim_summary(struct sim *s, const struct sim_result *r)
+sim_summary(const struct sim_opts *o, const struct sim_result *r)
 {
 	int	i;
 
-	if (s->o->json)
+	if (o->json)
 		return;
 	printf("simulated %d patient(s) for %d days: %llu engine events, "
-	    "%llu messages, %llu jobs in %.3f s\n", s->o->patients, s->o->days,
+	    "%llu messages, %llu jobs in %.3f s\n", o->patients, o->days,
 	    (unsigned long long)r->events, (unsigned long long)r->inbound,
 	    (unsigned long long)r->jobs, r->seconds);
 	for (i = 0; sim_kinds[i] != NULL; i++)
 		printf("  %-18s %llu\n", sim_kinds[i],
-		    (unsigned long long)s->kinds[i]);
+		    (unsigned long long)r->kinds[i]);
 	if (r->lua_errors > 0)
 		printf("  protocol errors    %llu (see the log)\n",
 		    (unsigned long long)r->lua_errors);
@@ -490,60 +528,108 @@ sim_teardown(struct sim *s)
 	proto_free(s->p);
 }
 
-int
-sim_run(const struct sim_opts *o, struct sim_result *res)
+/* Enrols every patient and runs the course: 0, or -1 (s->failed). */
+static int
+sim_go(struct sim *s, int64_t start)
+{
+	const struct sim_opts	*o = s->o;
+	char			 chat[24];
+	int			 i;
+
+	if (store_batch_begin(s->st, s->mode) != 0)
+		s->failed = 1;
+	for (i = 1; i <= o->patients && !s->failed; i++) {
+		sim_u64(chat, "", (uint64_t)i, 1);
+		sim_reply(s, chat, "/start");
+		sim_deliver(s);
+	}
+	if (!s->failed && sched_run_until(s->e, start + (int64_t)o->days *
+	    86400, sim_deliver, s) < 0)
+		s->failed = 1;
+	if (store_batch_commit(s->st) != 0)
+		s->failed = 1;
+	return s->failed ? -1 : 0;
+}
+
+#define SIM_SPOILED	1
+
+/* One pass over the whole run on a store of its own: 0, SIM_SPOILED (run
+ * it again in safe batches), or -1 with *cause set. */
+static int
+sim_pass(const struct sim_opts *o, int mode, int64_t start,
+    struct sim_held *held, struct sim_result *r, char **cause)
 {
 	struct sim		 s;
-	struct sim_result	 r;
 	const struct engine_stats *st;
-	char			*cause = NULL, chat[24];
-	uint64_t		 t0;
-	int64_t			 start;
-	int			 i, rc = 1;
+	int			 rc = -1;
 
 	memset(&s, 0, sizeof s);
-	memset(&r, 0, sizeof r);
 	s.o = o;
-	start = o->start >= 0 ? o->start : clock_now();
+	s.mode = mode;
+	s.held = held;
 	clock_init(CLOCK_MANUAL, start);
-	if (sim_setup(&s, &cause) != 0)
+	if (sim_setup(&s, cause) != 0)
 		goto out;
-	t0 = clock_mono_ns();
-	if (store_batch_begin(s.st) != 0)
-		s.failed = 1;
-	for (i = 1; i <= o->patients && !s.failed; i++) {
-		sim_u64(chat, "", (uint64_t)i, 1);
-		sim_reply(&s, chat, "/start");
-		sim_deliver(&s);
-	}
-	if (!s.failed && sched_run_until(s.e, start + (int64_t)o->days * 86400,
-	    sim_deliver, &s) < 0)
-		s.failed = 1;
-	if (store_batch_commit(s.st) != 0)
-		s.failed = 1;
-	if (s.failed) {
-		cause = s.cause != NULL ? s.cause :
+	if (sim_go(&s, start) != 0) {
+		if (s.cause == NULL && store_batch_spoiled(s.st)) {
+			rc = SIM_SPOILED;
+			goto out;
+		}
+		*cause = s.cause != NULL ? s.cause :
 		    xstrdup("the database failed during the simulation");
 		s.cause = NULL;
 		goto out;
 	}
 	st = engine_stats(s.e);
-	r.events = st->events;
-	r.inbound = st->inbound;
-	r.jobs = st->jobs;
-	r.lua_errors = st->lua_errors;
-	r.seconds = (double)(clock_mono_ns() - t0) / 1e9;
-	sim_summary(&s, &r);
-	if (res != NULL)
-		*res = r;
+	r->events = st->events;
+	r->inbound = st->inbound;
+	r->jobs = st->jobs;
+	r->lua_errors = st->lua_errors;
+	memcpy(r->kinds, s.kinds, sizeof r->kinds);
 	rc = 0;
 out:
-	if (cause != NULL) {
-		fprintf(stderr, "strigil: %s\n", cause);
-		free(cause);
-	}
+	free(s.cause);
 	sim_teardown(&s);
 	return rc;
+}
+
+int
+sim_run(const struct sim_opts *o, struct sim_result *res)
+{
+	struct sim_held		 held;
+	struct sim_result	 r;
+	char			*cause = NULL;
+	uint64_t		 t0;
+	int64_t			 start;
+	int			 rc;
+
+	memset(&held, 0, sizeof held);
+	memset(&r, 0, sizeof r);
+	start = o->start >= 0 ? o->start : clock_now();
+	t0 = clock_mono_ns();
+	rc = sim_pass(o, STORE_BATCH_FAST, start, &held, &r, &cause);
+	r.passes = 1;
+	if (rc == SIM_SPOILED) {
+		/* An event had to be undone: start again where that works. */
+		log_info("event=simulate_again mode=safe");
+		held.len = 0;
+		rc = sim_pass(o, STORE_BATCH_SAFE, start, NULL, &r, &cause);
+		r.passes = 2;
+	}
+	if (held.len > 0)
+		fwrite(held.buf, 1, held.len, stdout);
+	free(held.buf);
+	if (rc != 0) {
+		fprintf(stderr, "strigil: %s\n", cause != NULL ? cause :
+		    "the simulation failed");
+		free(cause);
+		return 1;
+	}
+	r.seconds = (double)(clock_mono_ns() - t0) / 1e9;
+	sim_summary(o, &r);
+	if (res != NULL)
+		*res = r;
+	return 0;
 }
 
 int

@@ -31,7 +31,9 @@ struct sim_result {
 	uint64_t	inbound;
 	uint64_t	jobs;
 	uint64_t	lua_errors;
-	double		seconds;	/* wall time of the run */
+	uint64_t	kinds[16];	/* engine events by --json kind */
+	int		passes;		/* 2 if it ran again in safe batches */
+	double		seconds;	/* wall time of the run, both passes */
 };
 
 /* Runs the simulation, printing as the options ask; returns the exit code.

@@ -163,6 +163,10 @@ store_fail(struct store *s, const char *what)
 {
 	log_error("event=db_error op=%s error=%s", what,
 	    log_q(sqlite3_errmsg(s->db)));
+	/* Without a journal a failed statement may have left half its
+	 * work: the fast batch cannot go on (store_tx.c). */
+	if (s->batch == STORE_BATCH_FAST)
+		s->spoiled = 1;
 	return -1;
 }
 
@@ -337,6 +341,7 @@ store_open(struct store **out, const char *path, char **cause)
 		    sqlite3_errmsg(s->db) : "cannot open");
 		goto fail;
 	}
+	s->memory = strcmp(path, ":memory:") == 0;
 	if (store_configure(s, path, cause) != 0)
 		goto fail;
 	if (store_migrate(s, cause) != 0)
@@ -359,76 +364,4 @@ store_close(struct store *s)
 		sqlite3_finalize(s->stmt[i]);
 	sqlite3_close(s->db);
 	free(s);
-}
-
-/* ---- transactions ------------------------------------------------- */
-
-int
-store_begin(struct store *s)
-{
-	if (s->batch)
-		return store_exec(s, store_stmt(s, SQL_EV_SAVEPOINT), "begin");
-	return store_exec(s, store_stmt(s, SQL_BEGIN), "begin");
-}
-
-int
-store_commit(struct store *s)
-{
-	if (s->batch)
-		return store_exec(s, store_stmt(s, SQL_EV_RELEASE), "commit");
-	return store_exec(s, store_stmt(s, SQL_COMMIT), "commit");
-}
-
-int
-store_rollback(struct store *s)
-{
-	if (s->batch) {
-		/* ROLLBACK TO keeps the savepoint open; release it too. */
-		if (store_exec(s, store_stmt(s, SQL_EV_ROLLBACK_TO),
-		    "rollback") != 0)
-			return -1;
-		return store_exec(s, store_stmt(s, SQL_EV_RELEASE), "rollback");
-	}
-	return store_exec(s, store_stmt(s, SQL_ROLLBACK), "rollback");
-}
-
-int
-store_batch_begin(struct store *s)
-{
-	if (s->batch)
-		return 0;
-	if (store_exec(s, store_stmt(s, SQL_BEGIN), "batch_begin") != 0)
-		return -1;
-	s->batch = 1;
-	return 0;
-}
-
-int
-store_batch_commit(struct store *s)
-{
-	if (!s->batch)
-		return 0;
-	s->batch = 0;
-	return store_exec(s, store_stmt(s, SQL_COMMIT), "batch_commit");
-}
-
-int
-store_savepoint(struct store *s)
-{
-	return store_exec(s, store_stmt(s, SQL_SAVEPOINT), "savepoint");
-}
-
-int
-store_rollback_savepoint(struct store *s)
-{
-	/* ROLLBACK TO keeps the savepoint open; release it too. */
-	if (store_exec(s, store_stmt(s, SQL_ROLLBACK_TO), "rollback_to") != 0)
-		return -1;
-	return store_release_savepoint(s);
-}
-
-int
-store_release_savepoint(struct store *s)
-{
-	return store_exec(s, store_stmt(s, SQL_RELEASE), "release");
 }

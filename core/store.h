@@ -105,15 +105,25 @@ int	store_begin(struct store *s);
 int	store_commit(struct store *s);
 int	store_rollback(struct store *s);
 /*
- * A batch groups many events into one transaction: inside it,
- * store_begin/commit/rollback become a savepoint, its release and its
- * rollback, so each event stays all-or-nothing while the database pays for
- * one commit per batch. For the simulator and bursts, where holding many
- * events before they are durable is acceptable; the daemon commits each
- * event on its own.
+ * A batch groups many events into one transaction, for the simulator,
+ * where holding many events before they are durable is acceptable; the
+ * daemon commits each event on its own.
+ *
+ * In a safe batch, store_begin/commit/rollback become a savepoint, its
+ * release and its rollback, so each event stays all-or-nothing while the
+ * database pays for one commit per batch.
+ *
+ * A fast batch (a ":memory:" store only) has no journal and no
+ * savepoints: they cost more than the events. A rollback of anything
+ * that changed, or any failed statement, instead spoils it: every later
+ * begin fails, store_batch_spoiled() says so, and the caller must throw
+ * the store away and run the same events again in a safe batch.
  */
-int	store_batch_begin(struct store *s);
-int	store_batch_commit(struct store *s);
+#define STORE_BATCH_SAFE	1
+#define STORE_BATCH_FAST	2
+int	store_batch_begin(struct store *s, int mode);
+int	store_batch_commit(struct store *s);	/* -1 once spoiled */
+int	store_batch_spoiled(const struct store *s);
 /* A nested point inside a transaction, to undo a failed handler's work. */
 int	store_savepoint(struct store *s);
 int	store_rollback_savepoint(struct store *s);

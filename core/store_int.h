@@ -40,10 +40,20 @@ enum store_sql {
 	SQL_COUNT
 };
 
+/* How deep begin and savepoints nest in a fast batch (an event, its
+ * handler, a second guarded step). */
+#define STORE_MAX_DEPTH	8
+
 struct store {
 	sqlite3		*db;
 	sqlite3_stmt	*stmt[SQL_COUNT];
-	int		 batch;		/* inside store_batch_begin() */
+	int		 memory;	/* ":memory:", nobody else's */
+	int		 batch;		/* 0 or STORE_BATCH_* */
+	/* A fast batch (store_tx.c): rows changed at each open begin or
+	 * savepoint, and whether an undo was asked for that it cannot do. */
+	int64_t		 marks[STORE_MAX_DEPTH];
+	int		 depth;
+	int		 spoiled;
 };
 
 /* store.c: the statement cache and the helpers every query uses. */

@@ -497,6 +497,35 @@ def test_failing_handler_holds_and_goes_on():
     assert_recovered(sim, 3)
 
 
+def test_an_undone_event_runs_the_simulation_again():
+    """The simulator runs without savepoints until an event must be undone;
+    then it starts again with them. The output is the second run's alone,
+    and up to the failure the same as a run where nothing failed."""
+    path = injected("again.lua", 'if ev.questionnaire == "checkin" and '
+                    'ev.answers.pain == 9 then error("boom on purpose") end')
+    env = dict(ENV, STRIGIL_LOG_LEVEL="info")
+
+    def simulate(answers):
+        p = subprocess.run(
+            [STRIGIL, "simulate", path, "--json", "--start", START,
+             "--patients", "3", "--answers", write("again.txt", answers)],
+            capture_output=True, text=True, timeout=120, env=env)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.splitlines(), p.stderr
+
+    failing, err = simulate(ERR_ANSWERS)
+    assert err.count("event=simulate_again mode=safe") == 1, err
+    assert len(re.findall(r"event=protocol_error", err)) == 3, err
+    assert len(failing) == len(set(failing)), "a line printed twice"
+    clean, err = simulate(ERR_ANSWERS.replace("pain=9", "pain=3"))
+    assert "simulate_again" not in err, err
+    first = min(json.loads(l)["t"] for l in failing
+                if json.loads(l).get("key") == "holding")
+    before = [l for l in failing if json.loads(l)["t"] < first]
+    assert len(before) > 30, len(before)
+    assert before == [l for l in clean if json.loads(l)["t"] < first]
+
+
 def test_endless_loop_is_stopped():
     path = injected("hostile.lua", 'if ev.questionnaire == "checkin" and '
                     'ev.answers.pain == 9 then while true do end end')

@@ -1,0 +1,164 @@
+/*
+ * store_tx.c: transactions, savepoints and batches (see store.h).
+ *
+ * A safe batch is one transaction in which every event is a savepoint.
+ * A fast batch, for the simulator's private in-memory store, has no
+ * journal and no savepoints at all: SQLite copies every page an event
+ * touches into a savepoint's journal before changing it, and in a
+ * simulation that copying, not the work itself, was the largest single
+ * cost. Nothing can be undone there, so the store keeps count instead: a
+ * rollback is granted only when nothing changed since its begin or
+ * savepoint (a job queue found empty), and anything more (a protocol
+ * error to undo, a failed statement) spoils the batch. The caller then
+ * throws the store away and runs again with a safe batch, so an event is
+ * still all-or-nothing, only found out later.
+ */
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+#include "store_int.h"
+
+static int
+store_spoil(struct store *s)
+{
+	if (!s->spoiled)
+		log_info("event=db_fast_batch_spoiled");
+	s->spoiled = 1;
+	return -1;
+}
+
+/* Fast batch: a begin or savepoint notes how many rows had changed. */
+static int
+store_fast_push(struct store *s)
+{
+	if (s->spoiled)
+		return -1;
+	if (s->depth == STORE_MAX_DEPTH)
+		return store_spoil(s);
+	s->marks[s->depth++] = sqlite3_total_changes64(s->db);
+	return 0;
+}
+
+/* Fast batch: a release, commit or rollback. Undoing is possible only
+ * where there is nothing to undo. */
+static int
+store_fast_pop(struct store *s, int undo)
+{
+	int64_t	mark;
+
+	if (s->spoiled || s->depth == 0)
+		return store_spoil(s);
+	mark = s->marks[--s->depth];
+	if (undo && sqlite3_total_changes64(s->db) != mark)
+		return store_spoil(s);
+	return 0;
+}
+
+int
+store_begin(struct store *s)
+{
+	if (s->batch == STORE_BATCH_FAST)
+		return store_fast_push(s);
+	if (s->batch == STORE_BATCH_SAFE)
+		return store_exec(s, store_stmt(s, SQL_EV_SAVEPOINT), "begin");
+	return store_exec(s, store_stmt(s, SQL_BEGIN), "begin");
+}
+
+int
+store_commit(struct store *s)
+{
+	if (s->batch == STORE_BATCH_FAST)
+		return store_fast_pop(s, 0);
+	if (s->batch == STORE_BATCH_SAFE)
+		return store_exec(s, store_stmt(s, SQL_EV_RELEASE), "commit");
+	return store_exec(s, store_stmt(s, SQL_COMMIT), "commit");
+}
+
+int
+store_rollback(struct store *s)
+{
+	if (s->batch == STORE_BATCH_FAST)
+		return store_fast_pop(s, 1);
+	if (s->batch == STORE_BATCH_SAFE) {
+		/* ROLLBACK TO keeps the savepoint open; release it too. */
+		if (store_exec(s, store_stmt(s, SQL_EV_ROLLBACK_TO),
+		    "rollback") != 0)
+			return -1;
+		return store_exec(s, store_stmt(s, SQL_EV_RELEASE), "rollback");
+	}
+	return store_exec(s, store_stmt(s, SQL_ROLLBACK), "rollback");
+}
+
+int
+store_batch_begin(struct store *s, int mode)
+{
+	if (s->batch != 0)
+		return 0;
+	if (mode == STORE_BATCH_FAST) {
+		/* Only a store nobody else will ever see may run unjournalled:
+		 * a spoiled one is thrown away, never read again. */
+		if (!s->memory || s->spoiled)
+			return -1;
+		if (sqlite3_exec(s->db, "PRAGMA journal_mode = OFF", NULL,
+		    NULL, NULL) != SQLITE_OK)
+			return store_fail(s, "batch_begin");
+	}
+	if (store_exec(s, store_stmt(s, SQL_BEGIN), "batch_begin") != 0)
+		return -1;
+	s->batch = mode == STORE_BATCH_FAST ? STORE_BATCH_FAST :
+	    STORE_BATCH_SAFE;
+	s->depth = 0;
+	return 0;
+}
+
+int
+store_batch_commit(struct store *s)
+{
+	int	mode = s->batch;
+
+	if (mode == 0)
+		return 0;
+	s->batch = 0;
+	if (s->spoiled)
+		return -1;
+	if (store_exec(s, store_stmt(s, SQL_COMMIT), "batch_commit") != 0)
+		return -1;
+	if (mode == STORE_BATCH_FAST && sqlite3_exec(s->db,
+	    "PRAGMA journal_mode = MEMORY", NULL, NULL, NULL) != SQLITE_OK)
+		return store_fail(s, "batch_commit");
+	return 0;
+}
+
+int
+store_batch_spoiled(const struct store *s)
+{
+	return s->spoiled;
+}
+
+int
+store_savepoint(struct store *s)
+{
+	if (s->batch == STORE_BATCH_FAST)
+		return store_fast_push(s);
+	return store_exec(s, store_stmt(s, SQL_SAVEPOINT), "savepoint");
+}
+
+int
+store_rollback_savepoint(struct store *s)
+{
+	if (s->batch == STORE_BATCH_FAST)
+		return store_fast_pop(s, 1);
+	/* ROLLBACK TO keeps the savepoint open; release it too. */
+	if (store_exec(s, store_stmt(s, SQL_ROLLBACK_TO), "rollback_to") != 0)
+		return -1;
+	return store_release_savepoint(s);
+}
+
+int
+store_release_savepoint(struct store *s)
+{
+	if (s->batch == STORE_BATCH_FAST)
+		return store_fast_pop(s, 0);
+	return store_exec(s, store_stmt(s, SQL_RELEASE), "release");
+}
