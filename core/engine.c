@@ -19,6 +19,8 @@
 #include "luajson.h"
 #include "xmalloc.h"
 
+static void	engine_drop_deliveries(struct engine *e, int mark);
+
 int
 engine_new(struct engine **out, const struct config *cfg, struct store *st,
     char **cause)
@@ -58,6 +60,8 @@ engine_free(struct engine *e)
 	for (i = 0; i < e->npending; i++)
 		cJSON_Delete(e->pending[i].data);
 	free(e->pending);
+	engine_drop_deliveries(e, 0);
+	free(e->deliv);
 	engine_ask_free(e);
 	catalog_free(e->cat);
 	free(e);
@@ -353,6 +357,16 @@ engine_set_observer(struct engine *e, engine_observer_fn *fn, void *ud)
 	e->observer_ud = ud;
 }
 
+void
+engine_set_deliver(struct engine *e, const char *adapter,
+    engine_deliver_fn *fn, void *ud)
+{
+	snprintf(e->deliver_adapter, sizeof e->deliver_adapter, "%s",
+	    fn != NULL ? adapter : "");
+	e->deliver = fn;
+	e->deliver_ud = ud;
+}
+
 const struct engine_stats *
 engine_stats(struct engine *e)
 {
@@ -443,11 +457,62 @@ engine_emit(struct engine_op *op, const char *kind, cJSON *data)
 	ev->data = data;
 }
 
-/* After commit: tells the observer. After rollback: forgets. */
+/*
+ * Stores a message in the outbox, queued for its adapter; for the
+ * in-process adapter (engine_set_deliver), stored as sent and held for it
+ * until the commit. Copies what it keeps.
+ */
+int
+engine_queue(struct engine_op *op, int64_t patient, const char *chat,
+    const char *body, const char *meta)
+{
+	struct engine		*e = op->e;
+	struct engine_delivery	*d;
+	int64_t			 id;
+
+	if (e->deliver == NULL ||
+	    strcmp(op->pt.adapter, e->deliver_adapter) != 0)
+		return store_outbox_insert(e->st, patient, op->pt.adapter,
+		    chat, body, meta, op->now, NULL);
+	if (store_outbox_insert_sent(e->st, patient, op->pt.adapter, chat,
+	    body, meta, op->now, &id) != 0)
+		return -1;
+	if (e->ndeliv == e->capdeliv) {
+		e->capdeliv = e->capdeliv ? e->capdeliv * 2 : 16;
+		e->deliv = xrealloc(e->deliv, (size_t)e->capdeliv *
+		    sizeof *e->deliv);
+	}
+	d = &e->deliv[e->ndeliv++];
+	d->id = id;
+	d->patient = patient;
+	d->chat = xstrdup(chat);
+	d->body = xstrdup(body);
+	d->meta = meta != NULL ? xstrdup(meta) : NULL;
+	return 0;
+}
+
+/* Forgets the messages held since `mark` (a rollback). */
+static void
+engine_drop_deliveries(struct engine *e, int mark)
+{
+	struct engine_delivery	*d;
+
+	while (e->ndeliv > mark) {
+		d = &e->deliv[--e->ndeliv];
+		free(d->chat);
+		free(d->body);
+		free(d->meta);
+	}
+}
+
+/* After commit: tells the observer and delivers the held messages. After
+ * rollback: forgets both. */
 static void
 engine_flush_events(struct engine *e, int committed)
 {
-	int	i;
+	struct engine_message	 m;
+	struct engine_delivery	*d;
+	int			 i;
 
 	for (i = 0; i < e->npending; i++) {
 		if (committed) {
@@ -460,6 +525,16 @@ engine_flush_events(struct engine *e, int committed)
 		cJSON_Delete(e->pending[i].data);
 	}
 	e->npending = 0;
+	for (i = 0; committed && i < e->ndeliv; i++) {
+		d = &e->deliv[i];
+		m.id = d->id;
+		m.patient = d->patient;
+		m.chat = d->chat;
+		m.body = d->body;
+		m.meta = d->meta;
+		e->deliver(e->deliver_ud, &m);
+	}
+	engine_drop_deliveries(e, 0);
 }
 
 /* Forgets the events queued since `mark` (a rolled-back savepoint). */
@@ -632,7 +707,7 @@ int
 engine_op_guarded(struct engine_op *op, int (*fn)(struct engine_op *, void *),
     void *arg)
 {
-	int	mark = op->e->npending, rc;
+	int	mark = op->e->npending, dmark = op->e->ndeliv, rc;
 
 	if (store_savepoint(op->e->st) != 0)
 		return -1;
@@ -645,6 +720,7 @@ engine_op_guarded(struct engine_op *op, int (*fn)(struct engine_op *, void *),
 	if (store_rollback_savepoint(op->e->st) != 0)
 		return -1;
 	engine_drop_events(op->e, mark);
+	engine_drop_deliveries(op->e, dmark);
 	return rc;
 }
 

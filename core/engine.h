@@ -28,6 +28,16 @@ struct store;
 typedef void engine_observer_fn(void *ud, int64_t patient, int64_t t,
     const char *kind, const cJSON *data);
 
+/* A message for an adapter that delivers in this process (below). */
+struct engine_message {
+	int64_t		 id;		/* its outbox row */
+	int64_t		 patient;	/* 0 for none */
+	const char	*chat;
+	const char	*body;
+	const char	*meta;		/* or NULL */
+};
+typedef void engine_deliver_fn(void *ud, const struct engine_message *m);
+
 /* Upper bounds (seconds) of the protocol evaluation time histogram. */
 #define ENGINE_EVAL_BUCKETS	10
 extern const double engine_eval_bounds[ENGINE_EVAL_BUCKETS];
@@ -82,6 +92,16 @@ int	engine_reload(struct engine *e, int64_t now);
 int	engine_rescan(struct engine *e, const char *dir, int64_t now);
 
 void	engine_set_observer(struct engine *e, engine_observer_fn *fn, void *ud);
+/*
+ * For an adapter that delivers at once, in this process (the simulator):
+ * its messages go into the outbox already sent (sent_at and attempts as if
+ * an adapter had taken them at once, so the record is the same), and are
+ * handed to `fn`, in order, after their transaction commits; a rollback
+ * forgets them with the rows. `fn` must not call the engine; it copies
+ * what it keeps. One such adapter at most; NULL fn for none.
+ */
+void	engine_set_deliver(struct engine *e, const char *adapter,
+	    engine_deliver_fn *fn, void *ud);
 
 /* Handles a message a patient sent. Returns 0, 1 if (adapter, external_id)
  * was handled before, or -1 on a database error (nothing was stored: the

@@ -66,8 +66,8 @@ engine_send_text(struct engine_op *op, const char *chat, const char *body,
 	 * Telegram or Matrix request invalid and the message undeliverable. */
 	b = engine_utf8_clean(body, SIZE_MAX);
 	m = meta != NULL ? engine_utf8_clean(meta, SIZE_MAX) : NULL;
-	rc = store_outbox_insert(op->e->st, op->pt.id, op->pt.adapter, chat,
-	    b != NULL ? b : body, m != NULL ? m : meta, op->now, NULL);
+	rc = engine_queue(op, op->pt.id, chat, b != NULL ? b : body,
+	    m != NULL ? m : meta);
 	free(b);
 	free(m);
 	return rc;

@@ -385,8 +385,8 @@ engine_erase(struct engine_op *op)
 	    op->now) != 0 ||
 	    store_event_insert(st, id, 0, op->now, "erased", NULL) != 0)
 		return -1;
-	rc = store_outbox_insert(st, 0, op->pt.adapter, op->pt.chat,
-	    engine_text(op, "erased"), NULL, op->now, NULL);
+	rc = engine_queue(op, 0, op->pt.chat, engine_text(op, "erased"),
+	    NULL);
 	log_info("event=patient_erased patient=%lld", (long long)id);
 	op->e->erased = 1;
 	op->has_pt = 0;

@@ -48,6 +48,15 @@ struct engine_event {
 	cJSON	*data;
 };
 
+/* A message for the in-process adapter, held until the commit. */
+struct engine_delivery {
+	int64_t	 id;
+	int64_t	 patient;
+	char	*chat;
+	char	*body;
+	char	*meta;
+};
+
 struct engine {
 	const struct config	*cfg;
 	struct store		*st;
@@ -66,6 +75,13 @@ struct engine {
 	/* Events of the transaction in progress, told after it commits. */
 	struct engine_event	*pending;
 	int			 npending, cappending;
+	/* The in-process adapter (engine_set_deliver) and its messages of
+	 * the transaction in progress. */
+	char			 deliver_adapter[16];
+	engine_deliver_fn	*deliver;
+	void			*deliver_ud;
+	struct engine_delivery	*deliv;
+	int			 ndeliv, capdeliv;
 	struct engine_stats	 stats;
 	/* Built-in questionnaires (setup, stop, erase), texts from the
 	 * catalog. */
@@ -97,6 +113,8 @@ struct engine_op {
 #define ENGINE_EPROTO		(-2)		/* the protocol failed */
 
 /* engine.c */
+int	engine_queue(struct engine_op *op, int64_t patient, const char *chat,
+	    const char *body, const char *meta);
 struct protocol *engine_protocol(struct engine *e, const char *id);
 struct protocol *engine_default_protocol(struct engine *e);
 void	engine_emit(struct engine_op *op, const char *kind, cJSON *data);

@@ -36,6 +36,13 @@ struct sim_patient {
 	int	 repeats;
 };
 
+/* A message to a patient that wants an answer: a question (its metadata)
+ * or a reminder (meta NULL). */
+struct sim_msg {
+	int	 n;
+	char	*meta;
+};
+
 /* What a question's metadata says: which question of which questionnaire. */
 struct sim_ask {
 	char	qn[32];
@@ -56,6 +63,8 @@ struct sim {
 	char			*cause;		/* why the run failed, if known */
 	unsigned		 batched;	/* events since the last commit */
 	int			 mode;		/* STORE_BATCH_FAST or _SAFE */
+	struct sim_msg		*q;		/* delivered, not yet answered */
+	size_t			 qhead, qlen, qcap;
 	struct sim_held		*held;		/* a fast pass's lines, or NULL */
 };
 
@@ -364,30 +373,57 @@ sim_answer_question(struct sim *s, int n, const char *meta)
 	return answer;
 }
 
-/* Reads what the bot sent and answers it, until nothing is left. (One
- * UPDATE ... RETURNING instead of next + sent was measured slower: SQLite
- * builds an ephemeral table for RETURNING.) */
+/*
+ * The simulator is the "sim" adapter and delivers in this process: the
+ * engine stores each of its messages as sent and hands it over after the
+ * commit (engine_set_deliver). Questions and reminders to patients are
+ * kept to be answered in order; the rest needs no answer.
+ */
+static void
+sim_take(void *ud, const struct engine_message *m)
+{
+	struct sim	*s = ud;
+	const char	*type;
+	char		 tbuf[32];
+	int		 question;
+
+	if (m->chat[0] == '@')
+		return;
+	type = sim_meta_type(m->meta, tbuf, sizeof tbuf);
+	if (type == NULL || (!(question = strcmp(type, "question") == 0) &&
+	    strcmp(type, "reminder") != 0))
+		return;
+	if (s->qlen == s->qcap) {
+		s->qcap = s->qcap ? s->qcap * 2 : 64;
+		s->q = xrealloc(s->q, s->qcap * sizeof *s->q);
+	}
+	s->q[s->qlen].n = atoi(m->chat);
+	s->q[s->qlen++].meta = question ? xstrdup(m->meta) : NULL;
+}
+
+/* Answers what the bot sent, in the order it was sent, until nothing is
+ * left. */
 static void
 sim_deliver(void *ud)
 {
-	struct sim		*s = ud;
-	struct store_out	 o;
-	const char		*type, *answer;
-	char			 tbuf[32];
+	struct sim	*s = ud;
+	struct sim_msg	 m;
+	const char	*answer;
+	char		 chat[24];
 
-	while (!s->failed &&
-	    store_outbox_next(s->st, SIM_ADAPTER, clock_now(), &o) == 0) {
-		store_outbox_sent(s->st, o.id, clock_now());
-		type = sim_meta_type(o.meta, tbuf, sizeof tbuf);
-		answer = NULL;
-		if (type != NULL && strcmp(type, "question") == 0)
-			answer = sim_answer_question(s, atoi(o.chat), o.meta);
-		else if (type != NULL && strcmp(type, "reminder") == 0)
+	while (!s->failed && s->qhead < s->qlen) {
+		m = s->q[s->qhead++];
+		if (m.meta != NULL)
+			answer = sim_answer_question(s, m.n, m.meta);
+		else
 			answer = "/done";
-		if (answer != NULL && o.chat[0] != '@')
-			sim_reply(s, o.chat, answer);
-		store_out_clear(&o);
+		if (answer != NULL)
+			sim_reply(s, sim_u64(chat, "", (uint64_t)m.n, 1),
+			    answer);
+		free(m.meta);
 	}
+	if (s->qhead == s->qlen)
+		s->qhead = s->qlen = 0;
 	sim_batch_next(s);
 }
 
@@ -503,6 +539,7 @@ sim_setup(struct sim *s, char **cause)
 	    engine_load_file(s->e, o->protocol, cause) != 0)
 		return -1;
 	engine_set_observer(s->e, sim_observe, s);
+	engine_set_deliver(s->e, SIM_ADAPTER, sim_take, s);
 	nq = s->sc != NULL ? s->sc->nqs : 0;
 	s->pts = xcalloc((size_t)o->patients, sizeof *s->pts);
 	for (i = 0; i < o->patients; i++) {
@@ -522,6 +559,9 @@ sim_teardown(struct sim *s)
 		free(s->pts[i].line);
 	}
 	free(s->pts);
+	while (s->qhead < s->qlen)
+		free(s->q[s->qhead++].meta);
+	free(s->q);
 	engine_free(s->e);
 	store_close(s->st);
 	scenario_free(s->sc);

@@ -5,7 +5,8 @@
  * does every session when reminded (/done), and answers each questionnaire
  * with the next line of the answers file meant for it (see scenario.h). The
  * engine, store (in memory) and scheduler are the daemon's; only the clock
- * is manual, moved from job to job.
+ * is manual, moved from job to job, and the simulator is an adapter that
+ * delivers in process (engine_set_deliver).
  */
 #ifndef STRIGIL_SIMULATE_H
 #define STRIGIL_SIMULATE_H

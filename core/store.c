@@ -92,6 +92,9 @@ static const char *store_sql_text[SQL_COUNT] = {
 	[SQL_OUTBOX_INSERT] = "INSERT INTO outbox (patient_id, adapter, chat,"
 	    " body, meta, created_at, not_before)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+	[SQL_OUTBOX_INSERT_SENT] = "INSERT INTO outbox (patient_id, adapter,"
+	    " chat, body, meta, created_at, not_before, attempts, sent_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1, ?6)",
 	[SQL_OUTBOX_NEXT] = "SELECT id, patient_id, adapter, chat, body, meta,"
 	    " attempts FROM outbox WHERE adapter = ?1 AND sent_at = 0"
 	    " AND not_before <= ?2 ORDER BY id LIMIT 1",

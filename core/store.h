@@ -185,6 +185,11 @@ int	store_inbox_close(struct store *s, int64_t id, const char *status,
 int	store_outbox_insert(struct store *s, int64_t patient_id,
 	    const char *adapter, const char *chat, const char *body,
 	    const char *meta, int64_t t, int64_t *id);
+/* A message its adapter delivered as it was made (in this process): the
+ * row _insert and _sent would leave, in one statement. */
+int	store_outbox_insert_sent(struct store *s, int64_t patient_id,
+	    const char *adapter, const char *chat, const char *body,
+	    const char *meta, int64_t t, int64_t *id);
 int	store_outbox_next(struct store *s, const char *adapter, int64_t now,
 	    struct store_out *o);
 int	store_outbox_sent(struct store *s, int64_t id, int64_t t);

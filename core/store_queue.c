@@ -49,12 +49,12 @@ store_inbox_close(struct store *s, int64_t id, const char *status,
 	return store_exec(s, st, "inbox_close");
 }
 
-int
-store_outbox_insert(struct store *s, int64_t patient_id, const char *adapter,
-    const char *chat, const char *body, const char *meta, int64_t t,
-    int64_t *id)
+static int
+store_outbox_put(struct store *s, enum store_sql which, int64_t patient_id,
+    const char *adapter, const char *chat, const char *body, const char *meta,
+    int64_t t, int64_t *id)
 {
-	sqlite3_stmt	*st = store_stmt(s, SQL_OUTBOX_INSERT);
+	sqlite3_stmt	*st = store_stmt(s, which);
 
 	if (st == NULL)
 		return -1;
@@ -69,6 +69,24 @@ store_outbox_insert(struct store *s, int64_t patient_id, const char *adapter,
 	if (id != NULL)
 		*id = sqlite3_last_insert_rowid(s->db);
 	return 0;
+}
+
+int
+store_outbox_insert(struct store *s, int64_t patient_id, const char *adapter,
+    const char *chat, const char *body, const char *meta, int64_t t,
+    int64_t *id)
+{
+	return store_outbox_put(s, SQL_OUTBOX_INSERT, patient_id, adapter,
+	    chat, body, meta, t, id);
+}
+
+int
+store_outbox_insert_sent(struct store *s, int64_t patient_id,
+    const char *adapter, const char *chat, const char *body, const char *meta,
+    int64_t t, int64_t *id)
+{
+	return store_outbox_put(s, SQL_OUTBOX_INSERT_SENT, patient_id, adapter,
+	    chat, body, meta, t, id);
 }
 
 static void

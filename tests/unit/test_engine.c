@@ -482,6 +482,79 @@ test_handler_error(void)
 	unlink_db(path);
 }
 
+/* engine_set_deliver(): the in-process adapter's messages. */
+static void
+collect(void *ud, const struct engine_message *m)
+{
+	struct sent	*s = ud;
+	cJSON		*meta = m->meta != NULL ? cJSON_Parse(m->meta) : NULL;
+	const char	*type;
+
+	type = cJSON_GetStringValue(cJSON_GetObjectItem(meta, "type"));
+	CHECK(m->id > 0);
+	if (s->n < 32) {
+		s->chat[s->n] = strdup(m->chat);
+		s->body[s->n] = strdup(m->body);
+		s->type[s->n] = strdup(type != NULL ? type : "");
+		s->n++;
+	}
+	cJSON_Delete(meta);
+}
+
+/* An adapter that delivers in this process gets its messages after the
+ * commit, never from the queue, and the outbox records them as sent; a
+ * failed handler's messages are never delivered nor stored. */
+static void
+test_deliver_in_process(void)
+{
+	struct world		 w;
+	struct sent		 s = { 0 }, q = { 0 };
+	char			 path[192];
+
+	clock_init(CLOCK_MANUAL, T0);
+	db_path(path, sizeof path, "deliver.db");
+	if (world_open(&w, path) != 0)
+		return;
+	engine_set_deliver(w.e, AD, collect, &s);
+	CHECK_INT(say(&w, "1", "/start", T0), 0);
+	CHECK(s.n >= 1);
+	CHECK_STR(s.chat[0], "1");
+	CHECK_STR(s.type[s.n - 1], "question");	/* consent */
+	CHECK_INT(say(&w, "1", "yes", T0), 0);
+	CHECK_INT(say(&w, "1", "1", T0), 0);
+	CHECK_INT(say(&w, "1", "1", T0), 0);
+	CHECK(s.n >= 4);
+	CHECK_INT(drain(&w, T0 + 86400, &q), 0);
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM outbox"), s.n);
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM outbox WHERE"
+	    " sent_at = created_at AND not_before = created_at AND"
+	    " attempts = 1 AND failed IS NULL"), s.n);
+
+	/* The handler says thanks, then fails: only the holding message. */
+	sent_clear(&s);
+	log_set_level(LOG_ERROR);
+	CHECK_INT(say(&w, "1", "boom", T0 + 60), 0);
+	log_set_level(LOG_WARN);
+	CHECK_INT(s.n, 1);
+	CHECK(sent_has(&s, "Something went wrong"));
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM outbox"
+	    " WHERE body LIKE '%noted%'"), 0);
+	CHECK_INT(say(&w, "1", "fine", T0 + 120), 0);
+	CHECK_INT(s.n, 2);
+	CHECK(strstr(s.body[1], "noted") != NULL);
+
+	/* Without it, messages wait in the outbox for their adapter. */
+	sent_clear(&s);
+	engine_set_deliver(w.e, NULL, NULL, NULL);
+	CHECK_INT(say(&w, "1", "again", T0 + 180), 0);
+	CHECK_INT(s.n, 0);
+	CHECK_INT(drain(&w, T0 + 180, &q), 1);
+	CHECK(sent_has(&q, "noted"));
+	sent_clear(&q);
+	world_close(&w);
+	unlink_db(path);
+}
+
 static void
 test_min_interval(void)
 {
@@ -676,6 +749,7 @@ main(void)
 	TEST(test_cursor);
 	TEST(test_answer_text);
 	TEST(test_handler_error);
+	TEST(test_deliver_in_process);
 	TEST(test_min_interval);
 	TEST(test_restart);
 	TEST(test_orphan_job);
