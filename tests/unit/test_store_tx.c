@@ -190,6 +190,7 @@ test_fast_batch_memory_only(void)
 {
 	struct store	*s = NULL;
 	char		 path[] = "/tmp/strigil-tx-XXXXXX", *cause = NULL;
+	char		 side[64];
 	int		 fd;
 
 	if ((fd = mkstemp(path)) < 0) {
@@ -206,11 +207,10 @@ test_fast_batch_memory_only(void)
 	CHECK_INT(store_batch_commit(s), 0);
 	store_close(s);
 	unlink(path);
-	strcat(path, "-wal");
-	unlink(path);
-	path[strlen(path) - 4] = '\0';
-	strcat(path, "-shm");
-	unlink(path);
+	snprintf(side, sizeof side, "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof side, "%s-shm", path);
+	unlink(side);
 }
 
 int
