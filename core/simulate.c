@@ -77,6 +77,9 @@ struct sim {
  */
 #define SIM_BATCH	4096
 
+/* At most this many patients' courses are cached (about 500 bytes each). */
+#define SIM_CACHE_MAX	262144
+
 /*
  * The --json lines of a fast pass are held until it ends: should it be
  * spoiled, the safe pass prints them all again (protocols iterating a
@@ -538,6 +541,10 @@ sim_setup(struct sim *s, char **cause)
 	    engine_new(&s->e, o->cfg, s->st, cause) != 0 ||
 	    engine_load_file(s->e, o->protocol, cause) != 0)
 		return -1;
+	/* Every patient's course stays in memory between their events; room
+	 * for the courses given up at enrolment too (store_cache.c). */
+	store_cache_enable(s->st, o->patients < SIM_CACHE_MAX / 2 ?
+	    2 * o->patients + 64 : SIM_CACHE_MAX);
 	engine_set_observer(s->e, sim_observe, s);
 	engine_set_deliver(s->e, SIM_ADAPTER, sim_take, s);
 	nq = s->sc != NULL ? s->sc->nqs : 0;

@@ -157,6 +157,7 @@ static const char *store_sql_text[SQL_COUNT] = {
 	[SQL_KV_SET] = "INSERT INTO kv (key, value, updated_at)"
 	    " VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE"
 	    " SET value = excluded.value, updated_at = excluded.updated_at",
+	[SQL_DATA_VERSION] = "PRAGMA data_version",
 };
 
 /* Logs a database error. SQLite's messages name tables and constraints,
@@ -345,6 +346,7 @@ store_open(struct store **out, const char *path, char **cause)
 		goto fail;
 	}
 	s->memory = strcmp(path, ":memory:") == 0;
+	sqlite3_update_hook(s->db, store_cache_hook, s);
 	if (store_configure(s, path, cause) != 0)
 		goto fail;
 	if (store_migrate(s, cause) != 0)
@@ -363,6 +365,7 @@ store_close(struct store *s)
 
 	if (s == NULL)
 		return;
+	store_cache_free(s);
 	for (i = 0; i < SQL_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
 	sqlite3_close(s->db);

@@ -124,6 +124,14 @@ int	store_rollback(struct store *s);
 int	store_batch_begin(struct store *s, int mode);
 int	store_batch_commit(struct store *s);	/* -1 once spoiled */
 int	store_batch_spoiled(const struct store *s);
+/*
+ * Keeps the current course of up to `entries` patients in memory after
+ * store_patient_find_current() / _get_current() read it, so that the next
+ * event of the same patient starts without a query (store_cache.c). Every
+ * write keeps it equal to the database or empties it. For the simulator,
+ * where that read was a sixth of the work; off unless asked for.
+ */
+void	store_cache_enable(struct store *s, int entries);
 /* A nested point inside a transaction, to undo a failed handler's work. */
 int	store_savepoint(struct store *s);
 int	store_rollback_savepoint(struct store *s);

@@ -37,6 +37,7 @@ enum store_sql {
 	SQL_INVITE_INSERT, SQL_INVITE_GET, SQL_INVITE_CONSUME,
 	SQL_ENROL_INVITE,
 	SQL_KV_GET, SQL_KV_SET,
+	SQL_DATA_VERSION,
 	SQL_COUNT
 };
 
@@ -54,6 +55,10 @@ struct store {
 	int64_t		 marks[STORE_MAX_DEPTH];
 	int		 depth;
 	int		 spoiled;
+	/* store_cache.c, or NULL; cache_known while a writer that keeps
+	 * the cache right itself runs. */
+	struct store_cache *cache;
+	int		 cache_known;
 };
 
 /* store.c: the statement cache and the helpers every query uses. */
@@ -65,6 +70,25 @@ int	store_row(struct store *s, sqlite3_stmt *st, const char *what);
 void	store_copy(char *dst, size_t size, sqlite3_stmt *st, int col);
 char	*store_dup(sqlite3_stmt *st, int col);
 int	store_count(struct store *s, enum store_sql which, int64_t *n);
+
+/* store_cache.c: the current course of patients read lately. _find and
+ * _get give 0 and a copy (caller frees), or 1. */
+int	store_cache_find(struct store *s, const char *adapter,
+	    const char *chat, struct store_patient *p,
+	    struct store_enrolment *e, int *has_en);
+int	store_cache_get(struct store *s, int64_t id, struct store_patient *p,
+	    struct store_enrolment *e, int *has_en);
+void	store_cache_put(struct store *s, const struct store_patient *p,
+	    const struct store_enrolment *e, int has_en);
+void	store_cache_patient_written(struct store *s,
+	    const struct store_patient *p);
+void	store_cache_enrolment_written(struct store *s,
+	    const struct store_enrolment *e, int row, int state);
+void	store_cache_forget(struct store *s, int64_t patient_id);
+void	store_cache_clear(struct store *s);
+void	store_cache_free(struct store *s);
+void	store_cache_hook(void *ud, int op, const char *db, const char *table,
+	    sqlite3_int64 rowid);
 
 /* store_schema.c */
 int	store_migrate(struct store *s, char **cause);

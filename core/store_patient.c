@@ -112,31 +112,42 @@ store_patient_find_current(struct store *s, const char *adapter,
     const char *chat, struct store_patient *p, struct store_enrolment *e,
     int *has_en)
 {
-	sqlite3_stmt	*st = store_stmt(s, SQL_PATIENT_FIND_EN);
+	sqlite3_stmt	*st;
+	int		 rc;
 
-	if (st == NULL)
+	if (store_cache_find(s, adapter, chat, p, e, has_en) == 0)
+		return 0;
+	if ((st = store_stmt(s, SQL_PATIENT_FIND_EN)) == NULL)
 		return -1;
 	store_bind_text(st, 1, adapter);
 	store_bind_text(st, 2, chat);
-	return store_patient_en_select(s, st, p, e, has_en);
+	if ((rc = store_patient_en_select(s, st, p, e, has_en)) == 0)
+		store_cache_put(s, p, e, *has_en);
+	return rc;
 }
 
 int
 store_patient_get_current(struct store *s, int64_t id,
     struct store_patient *p, struct store_enrolment *e, int *has_en)
 {
-	sqlite3_stmt	*st = store_stmt(s, SQL_PATIENT_GET_EN);
+	sqlite3_stmt	*st;
+	int		 rc;
 
-	if (st == NULL)
+	if (store_cache_get(s, id, p, e, has_en) == 0)
+		return 0;
+	if ((st = store_stmt(s, SQL_PATIENT_GET_EN)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
-	return store_patient_en_select(s, st, p, e, has_en);
+	if ((rc = store_patient_en_select(s, st, p, e, has_en)) == 0)
+		store_cache_put(s, p, e, *has_en);
+	return rc;
 }
 
 int
 store_patient_insert(struct store *s, struct store_patient *p)
 {
 	sqlite3_stmt	*st = store_stmt(s, SQL_PATIENT_INSERT);
+	int		 rc;
 
 	if (st == NULL)
 		return -1;
@@ -151,7 +162,11 @@ store_patient_insert(struct store *s, struct store_patient *p)
 	sqlite3_bind_int(st, 9, p->ask_i);
 	store_bind_text(st, 10, p->ask_a);
 	sqlite3_bind_int64(st, 11, p->created_at);
-	if (store_exec(s, st, "patient_insert") != 0)
+	/* A new row: nothing the cache holds changes. */
+	s->cache_known = 1;
+	rc = store_exec(s, st, "patient_insert");
+	s->cache_known = 0;
+	if (rc != 0)
 		return -1;
 	p->id = sqlite3_last_insert_rowid(s->db);
 	return 0;
@@ -161,6 +176,7 @@ int
 store_patient_update(struct store *s, const struct store_patient *p)
 {
 	sqlite3_stmt	*st = store_stmt(s, SQL_PATIENT_UPDATE);
+	int		 rc;
 
 	if (st == NULL)
 		return -1;
@@ -173,7 +189,12 @@ store_patient_update(struct store *s, const struct store_patient *p)
 	store_bind_text(st, 7, p->ask_q);
 	sqlite3_bind_int(st, 8, p->ask_i);
 	store_bind_text(st, 9, p->ask_a);
-	return store_exec(s, st, "patient_update");
+	s->cache_known = 1;
+	rc = store_exec(s, st, "patient_update");
+	s->cache_known = 0;
+	if (rc == 0)
+		store_cache_patient_written(s, p);
+	return rc;
 }
 
 void
@@ -233,8 +254,8 @@ store_state_put(struct store *s, int64_t id, const char *state)
 	return store_exec(s, st, "state_put");
 }
 
-int
-store_enrolment_insert(struct store *s, struct store_enrolment *e)
+static int
+store_enrolment_add(struct store *s, struct store_enrolment *e)
 {
 	sqlite3_stmt	*st = store_stmt(s, SQL_ENROL_INSERT);
 
@@ -256,13 +277,26 @@ store_enrolment_insert(struct store *s, struct store_enrolment *e)
 }
 
 int
+store_enrolment_insert(struct store *s, struct store_enrolment *e)
+{
+	int	rc;
+
+	/* The patient's latest course is a new one: their cached one goes. */
+	s->cache_known = 1;
+	rc = store_enrolment_add(s, e);
+	s->cache_known = 0;
+	store_cache_forget(s, e->patient_id);
+	return rc;
+}
+
+int
 store_enrolment_update(struct store *s, const struct store_enrolment *e)
 {
 	return store_enrolment_save(s, e, 1, 1);
 }
 
-int
-store_enrolment_save(struct store *s, const struct store_enrolment *e,
+static int
+store_enrolment_write(struct store *s, const struct store_enrolment *e,
     int row, int state)
 {
 	sqlite3_stmt	*st;
@@ -282,6 +316,22 @@ store_enrolment_save(struct store *s, const struct store_enrolment *e,
 	if (store_exec(s, st, "enrolment_update") != 0)
 		return -1;
 	return state ? store_state_put(s, e->id, e->state) : 0;
+}
+
+int
+store_enrolment_save(struct store *s, const struct store_enrolment *e,
+    int row, int state)
+{
+	int	rc;
+
+	s->cache_known = 1;
+	rc = store_enrolment_write(s, e, row, state);
+	s->cache_known = 0;
+	if (rc == 0)
+		store_cache_enrolment_written(s, e, row, state);
+	else
+		store_cache_forget(s, e->patient_id);
+	return rc;
 }
 
 void

@@ -12,6 +12,11 @@
  * error to undo, a failed statement) spoils the batch. The caller then
  * throws the store away and runs again with a safe batch, so an event is
  * still all-or-nothing, only found out later.
+ *
+ * In every mode a begin and a savepoint note the count of changed rows
+ * (sqlite3_total_changes64), so that a rollback knows whether it undid
+ * anything: then the patient cache (store_cache.c), which may hold rows
+ * it undid, is emptied.
  */
 #include <sqlite3.h>
 
@@ -28,48 +33,75 @@ store_spoil(struct store *s)
 	return -1;
 }
 
-/* Fast batch: a begin or savepoint notes how many rows had changed. */
+/* A begin or savepoint notes how many rows had changed, so that its
+ * rollback knows whether it undoes anything. */
 static int
-store_fast_push(struct store *s)
+store_push(struct store *s)
 {
-	if (s->spoiled)
-		return -1;
 	if (s->depth == STORE_MAX_DEPTH)
-		return store_spoil(s);
+		return s->batch == STORE_BATCH_FAST ? store_spoil(s) : 0;
 	s->marks[s->depth++] = sqlite3_total_changes64(s->db);
 	return 0;
 }
 
-/* Fast batch: a release, commit or rollback. Undoing is possible only
- * where there is nothing to undo. */
+/* A release, commit or rollback: whether rows changed since the matching
+ * begin or savepoint (1 when that is not known). */
 static int
-store_fast_pop(struct store *s, int undo)
+store_pop(struct store *s)
 {
-	int64_t	mark;
+	if (s->depth == 0)
+		return 1;
+	return sqlite3_total_changes64(s->db) != s->marks[--s->depth];
+}
 
+/* A rollback undid something (or may have): rows the cache holds may be
+ * among them. */
+static void
+store_undone(struct store *s, int changed)
+{
+	if (changed)
+		store_cache_clear(s);
+}
+
+/* Fast batch: undoing is possible only where there is nothing to undo. */
+static int
+store_fast_undo(struct store *s)
+{
+	if (s->spoiled || store_pop(s))
+		return store_spoil(s);
+	return 0;
+}
+
+/* Fast batch: a commit or release keeps what was done. */
+static int
+store_fast_keep(struct store *s)
+{
 	if (s->spoiled || s->depth == 0)
 		return store_spoil(s);
-	mark = s->marks[--s->depth];
-	if (undo && sqlite3_total_changes64(s->db) != mark)
-		return store_spoil(s);
+	store_pop(s);
 	return 0;
 }
 
 int
 store_begin(struct store *s)
 {
+	int	rc;
+
 	if (s->batch == STORE_BATCH_FAST)
-		return store_fast_push(s);
+		return s->spoiled ? -1 : store_push(s);
 	if (s->batch == STORE_BATCH_SAFE)
-		return store_exec(s, store_stmt(s, SQL_EV_SAVEPOINT), "begin");
-	return store_exec(s, store_stmt(s, SQL_BEGIN), "begin");
+		rc = store_exec(s, store_stmt(s, SQL_EV_SAVEPOINT), "begin");
+	else
+		rc = store_exec(s, store_stmt(s, SQL_BEGIN), "begin");
+	return rc == 0 ? store_push(s) : rc;
 }
 
 int
 store_commit(struct store *s)
 {
 	if (s->batch == STORE_BATCH_FAST)
-		return store_fast_pop(s, 0);
+		return store_fast_keep(s);
+	store_pop(s);
 	if (s->batch == STORE_BATCH_SAFE)
 		return store_exec(s, store_stmt(s, SQL_EV_RELEASE), "commit");
 	return store_exec(s, store_stmt(s, SQL_COMMIT), "commit");
@@ -78,15 +110,22 @@ store_commit(struct store *s)
 int
 store_rollback(struct store *s)
 {
+	int	changed;
+
 	if (s->batch == STORE_BATCH_FAST)
-		return store_fast_pop(s, 1);
+		return store_fast_undo(s);
+	changed = store_pop(s);
 	if (s->batch == STORE_BATCH_SAFE) {
 		/* ROLLBACK TO keeps the savepoint open; release it too. */
 		if (store_exec(s, store_stmt(s, SQL_EV_ROLLBACK_TO),
-		    "rollback") != 0)
+		    "rollback") != 0) {
+			store_undone(s, 1);
 			return -1;
+		}
+		store_undone(s, changed);
 		return store_exec(s, store_stmt(s, SQL_EV_RELEASE), "rollback");
 	}
+	store_undone(s, changed);
 	return store_exec(s, store_stmt(s, SQL_ROLLBACK), "rollback");
 }
 
@@ -139,26 +178,36 @@ store_batch_spoiled(const struct store *s)
 int
 store_savepoint(struct store *s)
 {
+	int	rc;
+
 	if (s->batch == STORE_BATCH_FAST)
-		return store_fast_push(s);
-	return store_exec(s, store_stmt(s, SQL_SAVEPOINT), "savepoint");
+		return s->spoiled ? -1 : store_push(s);
+	rc = store_exec(s, store_stmt(s, SQL_SAVEPOINT), "savepoint");
+	return rc == 0 ? store_push(s) : rc;
 }
 
 int
 store_rollback_savepoint(struct store *s)
 {
+	int	changed;
+
 	if (s->batch == STORE_BATCH_FAST)
-		return store_fast_pop(s, 1);
+		return store_fast_undo(s);
+	changed = store_pop(s);
 	/* ROLLBACK TO keeps the savepoint open; release it too. */
-	if (store_exec(s, store_stmt(s, SQL_ROLLBACK_TO), "rollback_to") != 0)
+	if (store_exec(s, store_stmt(s, SQL_ROLLBACK_TO), "rollback_to") != 0) {
+		store_undone(s, 1);
 		return -1;
-	return store_release_savepoint(s);
+	}
+	store_undone(s, changed);
+	return store_exec(s, store_stmt(s, SQL_RELEASE), "release");
 }
 
 int
 store_release_savepoint(struct store *s)
 {
 	if (s->batch == STORE_BATCH_FAST)
-		return store_fast_pop(s, 0);
+		return store_fast_keep(s);
+	store_pop(s);
 	return store_exec(s, store_stmt(s, SQL_RELEASE), "release");
 }

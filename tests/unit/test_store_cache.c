@@ -1,0 +1,306 @@
+/*
+ * test_store_cache.c: the patient cache always reads as the database does
+ * (store_cache.c).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "store.h"
+#include "test.h"
+
+#define NPATIENTS	6
+
+static struct store *
+open_store(const char *path, int cache)
+{
+	struct store	*s = NULL;
+	char		*cause = NULL;
+
+	if (store_open(&s, path, &cause) != 0) {
+		fprintf(stderr, "store_open: %s\n", cause);
+		free(cause);
+		exit(2);
+	}
+	if (cache)
+		store_cache_enable(s, cache);
+	return s;
+}
+
+static void
+add_patient(struct store *s, int n)
+{
+	struct store_patient	p;
+	struct store_enrolment	e;
+
+	memset(&p, 0, sizeof p);
+	snprintf(p.adapter, sizeof p.adapter, "console");
+	snprintf(p.chat, sizeof p.chat, "chat%d", n);
+	snprintf(p.tz, sizeof p.tz, "UTC");
+	snprintf(p.lang, sizeof p.lang, "en");
+	CHECK_INT(store_patient_insert(s, &p), 0);
+	if (n % 3 == 0)
+		return;				/* some have no course */
+	memset(&e, 0, sizeof e);
+	e.patient_id = p.id;
+	snprintf(e.protocol, sizeof e.protocol, "iastm");
+	snprintf(e.status, sizeof e.status, "active");
+	e.version = 1;
+	CHECK_INT(store_enrolment_insert(s, &e), 0);
+}
+
+/* What find_current gives for chat n (how 0), get_current for id n (how
+ * 1) or find_current for n's moved chat (how 2), as one string. */
+static void
+show(struct store *s, int n, int how, char *buf, size_t size)
+{
+	struct store_patient	p;
+	struct store_enrolment	e;
+	char			chat[32];
+	int			has_en = 0, rc;
+
+	memset(&p, 0, sizeof p);
+	memset(&e, 0, sizeof e);
+	snprintf(chat, sizeof chat, "chat%d%s", n, how == 2 ? "x" : "");
+	if (how == 1)
+		rc = store_patient_get_current(s, n, &p, &e, &has_en);
+	else
+		rc = store_patient_find_current(s, "console", chat, &p, &e,
+		    &has_en);
+	if (rc != 0) {
+		snprintf(buf, size, "rc=%d", rc);
+		return;
+	}
+	snprintf(buf, size, "%lld %s %s %s %d %s %d %d %s %d %s | %d %lld %s "
+	    "%d %s %d %d %lld %lld %lld %s", (long long)p.id, p.adapter,
+	    p.chat, p.tz, p.remind_min, p.lang, p.consent, p.unreachable,
+	    p.ask_q, p.ask_i, p.ask_a ? p.ask_a : "(null)", has_en,
+	    (long long)e.id, e.protocol, e.version, e.status, e.pressure,
+	    e.sessions_done, (long long)e.enrolled_at,
+	    (long long)e.last_session_at, (long long)e.ended_at,
+	    e.state ? e.state : "(null)");
+	store_patient_clear(&p);
+	store_enrolment_clear(&e);
+}
+
+/* Both stores read the same for every patient, by chat and by id. */
+static void
+same(struct store *a, struct store *b, int step)
+{
+	char	x[1024], y[1024];
+	int	n, how;
+
+	for (n = 1; n <= NPATIENTS + 1; n++) {
+		for (how = 0; how < 3; how++) {
+			show(a, n, how, x, sizeof x);
+			show(b, n, how, y, sizeof y);
+			if (strcmp(x, y) != 0) {
+				fprintf(stderr, "step %d, patient %d:\n"
+				    "  cached:   %s\n  database: %s\n", step, n,
+				    x, y);
+				test_failed_checks++;
+			}
+		}
+	}
+}
+
+static uint64_t	rng = 0x2545f4914f6cdd1dULL;
+
+static int
+roll(int n)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (int)(rng % (uint64_t)n);
+}
+
+/* One random change, made the way the engine makes it: read the current
+ * course, change it, write it back. */
+static void
+change(struct store *s, int op, int n, int v)
+{
+	struct store_patient	p;
+	struct store_enrolment	e;
+	char			to[32];
+	int			has_en = 0;
+	int64_t			moved;
+
+	memset(&p, 0, sizeof p);
+	memset(&e, 0, sizeof e);
+	if (store_patient_get_current(s, n, &p, &e, &has_en) != 0)
+		return;
+	switch (op) {
+	case 0:
+		p.remind_min = v;
+		p.ask_i = v % 5;
+		snprintf(p.ask_q, sizeof p.ask_q, "%s", v % 2 ? "checkin" : "");
+		free(p.ask_a);
+		p.ask_a = v % 3 ? NULL : strdup("{\"pain\":\"2\"}");
+		CHECK_INT(store_patient_update(s, &p), 0);
+		break;
+	case 1:
+		if (!has_en)
+			break;
+		e.pressure = v % 3;
+		e.sessions_done = v;
+		snprintf(e.status, sizeof e.status, "%s", v % 2 ? "hold" :
+		    "active");
+		CHECK_INT(store_enrolment_save(s, &e, 1, 0), 0);
+		break;
+	case 2:
+		if (!has_en)
+			break;
+		free(e.state);
+		e.state = v % 4 ? NULL : strdup("{\"checked\":1}");
+		CHECK_INT(store_enrolment_save(s, &e, v % 2, 1), 0);
+		break;
+	case 3:
+		store_enrolment_clear(&e);
+		memset(&e, 0, sizeof e);
+		e.patient_id = p.id;
+		snprintf(e.protocol, sizeof e.protocol, "plantar");
+		snprintf(e.status, sizeof e.status, "setup");
+		e.version = v;
+		CHECK_INT(store_enrolment_insert(s, &e), 0);
+		break;
+	case 4:
+		/* A writer the cache does not know: SQLite's hook sees it. */
+		snprintf(to, sizeof to, "chat%d%s", n,
+		    strchr(p.chat, 'x') != NULL ? "" : "x");
+		CHECK_INT(store_chat_move(s, "console", p.chat, to, &moved), 0);
+		CHECK_INT(moved, 1);
+		break;
+	}
+	store_patient_clear(&p);
+	store_enrolment_clear(&e);
+}
+
+/*
+ * A cached store and an uncached one take the same random changes inside
+ * transactions and savepoints that commit or roll back; after every step
+ * they read the same. A small cache overflows and starts again too.
+ */
+static void
+test_cache_reads_as_the_database(void)
+{
+	struct store	*a = open_store(":memory:", 5), *b;
+	struct store	*s[2];
+	int		 step, i, n, op, v, tx, sp;
+
+	b = open_store(":memory:", 0);
+	s[0] = a;
+	s[1] = b;
+	for (n = 1; n <= NPATIENTS; n++)
+		for (i = 0; i < 2; i++)
+			add_patient(s[i], n);
+	same(a, b, 0);
+	for (step = 1; step <= 3000; step++) {
+		tx = roll(4);		/* 0: none, 1: commit, 2, 3: rollback */
+		sp = roll(3);		/* 0: none, 1: release, 2: rollback */
+		op = roll(5);
+		n = 1 + roll(NPATIENTS);
+		v = roll(1000);
+		for (i = 0; i < 2; i++) {
+			if (tx)
+				CHECK_INT(store_begin(s[i]), 0);
+			change(s[i], 0, n, v);	/* read into the cache */
+			if (sp)
+				CHECK_INT(store_savepoint(s[i]), 0);
+			change(s[i], op, n, v + 1);
+			if (sp == 1)
+				CHECK_INT(store_release_savepoint(s[i]), 0);
+			else if (sp == 2)
+				CHECK_INT(store_rollback_savepoint(s[i]), 0);
+			if (tx == 1)
+				CHECK_INT(store_commit(s[i]), 0);
+			else if (tx)
+				CHECK_INT(store_rollback(s[i]), 0);
+		}
+		same(a, b, step);
+		if (test_failed_checks > 0)
+			break;
+	}
+	store_close(a);
+	store_close(b);
+}
+
+/* Erasing a patient, and the same rows in a fast batch. */
+static void
+test_cache_erase_and_batches(void)
+{
+	struct store	*a = open_store(":memory:", 64), *b;
+	char		 x[1024], y[1024];
+
+	b = open_store(":memory:", 0);
+	add_patient(a, 1);
+	add_patient(b, 1);
+	CHECK_INT(store_batch_begin(a, STORE_BATCH_FAST), 0);
+	CHECK_INT(store_batch_begin(b, STORE_BATCH_FAST), 0);
+	CHECK_INT(store_begin(a), 0);
+	CHECK_INT(store_begin(b), 0);
+	change(a, 1, 1, 7);
+	change(b, 1, 1, 7);
+	CHECK_INT(store_commit(a), 0);
+	CHECK_INT(store_commit(b), 0);
+	same(a, b, 1);
+	show(a, 1, 0, x, sizeof x);
+	CHECK(strstr(x, "hold") != NULL);
+	CHECK_INT(store_patient_erase(a, 1, "console", "chat1", 5), 0);
+	/* (The erasure's own rows are not the cache's business: SQLite's
+	 * update hook tells it.) */
+	CHECK_INT(store_patient_erase(b, 1, "console", "chat1", 5), 0);
+	same(a, b, 2);
+	show(a, 1, 1, y, sizeof y);
+	CHECK_STR(y, "rc=1");
+	CHECK_INT(store_batch_commit(a), 0);
+	CHECK_INT(store_batch_commit(b), 0);
+	store_close(a);
+	store_close(b);
+}
+
+/* Another process's commit (say, an operator's tool) is seen. */
+static void
+test_cache_sees_other_connections(void)
+{
+	struct store	*a, *b;
+	char		 path[] = "/tmp/strigil-cache-XXXXXX", x[1024], y[1024];
+	char		 side[64];
+	int		 fd;
+
+	if ((fd = mkstemp(path)) < 0) {
+		perror("mkstemp");
+		exit(2);
+	}
+	close(fd);
+	unlink(path);
+	a = open_store(path, 64);
+	add_patient(a, 1);
+	show(a, 1, 0, x, sizeof x);
+	b = open_store(path, 0);
+	change(b, 0, 1, 9);
+	show(a, 1, 0, x, sizeof x);
+	show(b, 1, 0, y, sizeof y);
+	CHECK_STR(x, y);
+	CHECK(strstr(x, "checkin") != NULL);
+	store_close(b);
+	store_close(a);
+	unlink(path);
+	snprintf(side, sizeof side, "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof side, "%s-shm", path);
+	unlink(side);
+}
+
+int
+main(void)
+{
+	log_set_level(LOG_ERROR);
+	TEST(test_cache_reads_as_the_database);
+	TEST(test_cache_erase_and_batches);
+	TEST(test_cache_sees_other_connections);
+	return TEST_END();
+}
