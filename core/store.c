@@ -314,9 +314,14 @@ store_configure(struct store *s, const char *path, char **cause)
 
 	if (sqlite3_exec(s->db, sql, NULL, NULL, &err) != SQLITE_OK)
 		goto fail;
-	if (strcmp(path, ":memory:") == 0)
-		return 0;
-	sql = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+	/* In memory (the simulator) there is no file format to keep: with
+	 * 16 KiB pages its b-trees are shallower and split less, 8 % less
+	 * time and 9 % less memory at 10,000 patients (docs/performance.md).
+	 * It must come before the first table. */
+	if (s->memory)
+		sql = "PRAGMA page_size = 16384;";
+	else
+		sql = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
 	if (sqlite3_exec(s->db, sql, NULL, NULL, &err) != SQLITE_OK)
 		goto fail;
 	return 0;
