@@ -7,6 +7,7 @@
  * 401 M_UNKNOWN_TOKEN is kept and goes again once mx_session.c has a new
  * token, so its caller never sees the token expire.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,10 +299,20 @@ mx_txn_prefix(struct matrix *m, char **cause)
 static int
 mx_started(struct matrix *m, char **cause)
 {
-	char	*v = mx_kv(m, MX_KV_STARTED), buf[32];
+	char	*v = mx_kv(m, MX_KV_STARTED), buf[32], *end;
 
 	if (v != NULL) {
-		m->started_ms = strtoll(v, NULL, 10);
+		errno = 0;
+		m->started_ms = strtoll(v, &end, 10);
+		if (end == v || *end != '\0' || errno != 0 ||
+		    m->started_ms < 0) {
+			/* Refuse rather than guess: 0 would take every
+			 * message ever sent in the bot's rooms. */
+			*cause = xstrdup("matrix: the stored start time (kv "
+			    MX_KV_STARTED ") is not a number");
+			free(v);
+			return -1;
+		}
 		free(v);
 		return 0;
 	}

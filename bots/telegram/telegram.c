@@ -5,6 +5,7 @@
  * The token is part of every request URL, so URLs are never logged; log
  * lines name the method instead.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,8 +160,9 @@ tg_new(struct telegram **out, uv_loop_t *loop, struct engine *e,
 	t->gtokens = t->rate_global;
 	t->glast_ms = clock_now_ms();
 	if (cfg->tg_clinician_chat[0] != '\0') {
+		errno = 0;
 		t->clinician = strtoll(cfg->tg_clinician_chat, &end, 10);
-		if (*end != '\0' || t->clinician == 0) {
+		if (*end != '\0' || t->clinician == 0 || errno != 0) {
 			*cause = xstrdup("telegram.clinician_chat: not a chat "
 			    "id (a number such as -1001234567890)");
 			tg_free(t);

@@ -10,6 +10,7 @@
  * so nothing is lost and nothing is handled twice (and the inbox would
  * drop a repeat anyway).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,8 +43,9 @@ tg_offset_load(struct telegram *t, char **cause)
 		*cause = xstrdup("telegram: cannot read the stored offset");
 		return -1;
 	}
+	errno = 0;
 	t->offset = strtoll(v, &end, 10);
-	if (*end != '\0' || end == v || t->offset < 0) {
+	if (*end != '\0' || end == v || t->offset < 0 || errno != 0) {
 		/* Refuse rather than guess: 0 would take every update
 		 * Telegram still holds, again. */
 		*cause = xstrdup("telegram: the stored offset (kv "

@@ -16,6 +16,7 @@
  * telegram.private_reminders, a reminder nobody asked for goes out as the
  * neutral text in its meta.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -421,8 +422,9 @@ tg_destination(struct telegram *t, const struct store_out *row,
 		*chat = t->clinician;
 		return 0;
 	}
+	errno = 0;
 	*chat = strtoll(row->chat, &end, 10);
-	if (*end != '\0' || end == row->chat || *chat == 0) {
+	if (*end != '\0' || end == row->chat || *chat == 0 || errno != 0) {
 		log_warn("event=telegram_bad_chat row=%" PRId64, row->id);
 		return -1;
 	}

@@ -701,6 +701,24 @@ def test_first_sync_skips_history(r, tmp):
         no_violations(r, fake)
 
 
+def test_bad_start_time_refused(r, tmp):
+    """A stored first-start time that is not a number stops the start with
+    a clear message: guessing 0 would answer the rooms' whole history."""
+    with mf.Fake() as fake:
+        env, db = setup(tmp, fake)
+        p = start(env)
+        stop(r, p)
+        db_exec(db, "UPDATE kv SET value = 'yesterday' WHERE key = "
+                "'matrix.started_at'")
+        rc, _, err = run([BIN, "run"], env=env)
+        r.check(rc != 0, "the start is refused")
+        r.check("stored start time (kv matrix.started_at) is not a number"
+                in err, "and says why", err[-400:])
+        r.eq(db_query(db, "SELECT value FROM kv WHERE key = "
+                      "'matrix.started_at'"), [("yesterday",)],
+             "the stored value is left as it was")
+
+
 def test_limited_gap_loses_nothing(r, tmp):
     with mf.Fake() as fake:
         fake.max_timeline = 2
@@ -906,6 +924,7 @@ if __name__ == "__main__":
         test_configured_token,
         test_short_lived_tokens,
         test_first_sync_skips_history,
+        test_bad_start_time_refused,
         test_limited_gap_loses_nothing,
         test_invites_encryption_forbidden,
         test_encrypted_room_crash,

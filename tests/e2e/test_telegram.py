@@ -19,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "fakes"))
 from e2e_lib import (DEADLINE, REPO, Proc, Runner, binary, clean_env,  # noqa
-                     db_query, integrity, mini_protocol)
+                     db_exec, db_query, integrity, mini_protocol, run)
 import telegram_fake as tf  # noqa
 
 BIN = binary()
@@ -333,6 +333,31 @@ def test_offset_kept(r, tmp):
         no_violations(r, fake)
 
 
+def test_numbers_out_of_range_refused(r, tmp):
+    """A clinician chat id or a stored offset that is no 64-bit number
+    stops the start with a clear message and changes nothing."""
+    with tf.Fake(token=TOKEN) as fake:
+        env, db = setup(tmp, fake, STRIGIL_TELEGRAM_CLINICIAN_CHAT=
+                        "-99999999999999999999")
+        rc, _, err = run([BIN, "run"], env=env)
+        r.check(rc != 0, "a clinician chat out of range stops the start")
+        r.check("telegram.clinician_chat: not a chat id" in err,
+                "and says why", err[-400:])
+        del env["STRIGIL_TELEGRAM_CLINICIAN_CHAT"]
+        p = start(env)
+        stop(r, p)
+        db_exec(db, "INSERT OR REPLACE INTO kv (key, value, updated_at)"
+                " VALUES ('telegram.offset', '99999999999999999999', 0)")
+        rc, _, err = run([BIN, "run"], env=env)
+        r.check(rc != 0, "a stored offset out of range stops the start")
+        r.check("stored offset (kv telegram.offset) is not a number" in err,
+                "and says why", err[-400:])
+        r.eq(db_query(db, "SELECT value FROM kv WHERE key = "
+                      "'telegram.offset'"), [("99999999999999999999",)],
+             "the stored offset is left as it was")
+        r.eq(fake.requests("getUpdates"), [], "nothing was fetched")
+
+
 def test_wrong_token(r, tmp):
     with tf.Fake(token=TOKEN) as fake:
         env, db = setup(tmp, fake)
@@ -357,5 +382,6 @@ if __name__ == "__main__":
         test_escalation_and_blocked,
         test_conflict_and_migration,
         test_offset_kept,
+        test_numbers_out_of_range_refused,
         test_wrong_token,
     ]))
