@@ -1,5 +1,6 @@
 /*
- * test_db.h: looking into a test's database file from the side.
+ * test_db.h: a test's database: opening a store, naming and removing its
+ * files, and looking into it from the side.
  *
  * The tests check what the store wrote through a second SQLite connection,
  * as an operator with the sqlite3 shell would, instead of trusting the
@@ -11,8 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
+
+#include "store.h"
 
 /* The schema version the store migrates to: bump with each migration. */
 #define SCHEMA_LATEST	5
@@ -69,6 +73,50 @@ raw_exec(const char *path, const char *sql)
 	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
 	sqlite3_close(db);
 	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* Opens a store at `path` (":memory:" too), or ends the test run. */
+static inline struct store *
+db_store(const char *path)
+{
+	struct store	*s = NULL;
+	char		*cause = NULL;
+
+	if (store_open(&s, path, &cause) != 0) {
+		fprintf(stderr, "store_open: %s\n", cause);
+		free(cause);
+		exit(2);
+	}
+	return s;
+}
+
+/* A name for a new database file in /tmp, `size` at least 32; the file
+ * does not exist. */
+static inline void
+db_temp_path(char *buf, size_t size)
+{
+	int	fd;
+
+	snprintf(buf, size, "/tmp/strigil-test-XXXXXX");
+	if ((fd = mkstemp(buf)) < 0) {
+		perror("mkstemp");
+		exit(2);
+	}
+	close(fd);
+	unlink(buf);
+}
+
+/* Removes a database file and its -wal and -shm. */
+static inline void
+db_unlink(const char *path)
+{
+	char	buf[256];
+
+	unlink(path);
+	snprintf(buf, sizeof buf, "%s-wal", path);
+	unlink(buf);
+	snprintf(buf, sizeof buf, "%s-shm", path);
+	unlink(buf);
 }
 
 #endif

@@ -87,18 +87,6 @@ db_path(char *buf, size_t size, const char *name)
 	snprintf(buf, size, "%s/%s", test_dir, name);
 }
 
-static void
-unlink_db(const char *path)
-{
-	char	buf[256];
-
-	unlink(path);
-	snprintf(buf, sizeof buf, "%s-wal", path);
-	unlink(buf);
-	snprintf(buf, sizeof buf, "%s-shm", path);
-	unlink(buf);
-}
-
 struct world {
 	struct store	*st;
 	struct engine	*e;
@@ -479,7 +467,7 @@ test_handler_error(void)
 	    strstr(s.body[1], "noted") != NULL);
 	sent_clear(&s);
 	world_close(&w);
-	unlink_db(path);
+	db_unlink(path);
 }
 
 /* engine_set_deliver(): the in-process adapter's messages. */
@@ -552,7 +540,7 @@ test_deliver_in_process(void)
 	CHECK(sent_has(&q, "noted"));
 	sent_clear(&q);
 	world_close(&w);
-	unlink_db(path);
+	db_unlink(path);
 }
 
 static void
@@ -680,7 +668,7 @@ test_restart(void)
 	CHECK_INT(store_outbox_depth(w.st, &n), 0);
 	CHECK_INT(n, 0);
 	world_close(&w);
-	unlink_db(path);
+	db_unlink(path);
 }
 
 /* A job whose patient is gone is closed, not taken again forever. */

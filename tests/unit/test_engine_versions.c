@@ -74,18 +74,6 @@ write_proto(const char *path, int version, const char *hi, const char *extra,
 	fclose(f);
 }
 
-static void
-unlink_db(const char *path)
-{
-	char	buf[256];
-
-	unlink(path);
-	snprintf(buf, sizeof buf, "%s-wal", path);
-	unlink(buf);
-	snprintf(buf, sizeof buf, "%s-shm", path);
-	unlink(buf);
-}
-
 struct world {
 	struct store	*st;
 	struct engine	*e;
@@ -260,7 +248,7 @@ test_keep_version(void)
 	CHECK(reply_has(&w, "b", "hello", "two two", T0 + 3 * 86400));
 	CHECK_INT(version_of(&w, "a"), 1);
 	world_close(&w);
-	unlink_db(db);
+	db_unlink(db);
 }
 
 /* v3 declares upgrade.from = { 1 }: the v1 patient moves at their next
@@ -321,7 +309,7 @@ test_upgrade(void)
 	world_close(&w);
 	CHECK_INT(raw_int(db, "SELECT count(*) FROM events WHERE kind = "
 	    "'protocol_upgraded'"), 1);
-	unlink_db(db);
+	db_unlink(db);
 }
 
 /* A lower version, or another text under the same version: refused, on a
@@ -371,7 +359,7 @@ test_refused(void)
 	engine_free(e2);
 	world_close(&w);
 	CHECK_INT(raw_int(db, "SELECT count(*) FROM protocol_versions"), 1);
-	unlink_db(db);
+	db_unlink(db);
 }
 
 /* upgrade is checked when the file loads. */
@@ -460,7 +448,7 @@ test_migration(void)
 	CHECK(reply_has(&w, "a", "hello", "two two", T0));
 	world_close(&w);
 	CHECK_INT(raw_int(db, "SELECT count(*) FROM protocol_versions"), 1);
-	unlink_db(db);
+	db_unlink(db);
 }
 
 /* engine_rescan(): changed files reload, new ones load, deleted ones keep

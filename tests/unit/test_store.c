@@ -26,30 +26,10 @@ path_in_dir(char *buf, size_t size, const char *name)
 	snprintf(buf, size, "%s/%s", test_dir, name);
 }
 
-static void
-unlink_db(const char *path)
-{
-	char	buf[256];
-
-	unlink(path);
-	snprintf(buf, sizeof buf, "%s-wal", path);
-	unlink(buf);
-	snprintf(buf, sizeof buf, "%s-shm", path);
-	unlink(buf);
-}
-
 static struct store *
 open_mem(void)
 {
-	struct store	*s = NULL;
-	char		*cause = NULL;
-
-	if (store_open(&s, ":memory:", &cause) != 0) {
-		fprintf(stderr, "store_open: %s\n", cause);
-		free(cause);
-		exit(2);
-	}
-	return s;
+	return db_store(":memory:");
 }
 
 static void
@@ -137,7 +117,7 @@ test_file_reopen(void)
 		sqlite3_finalize(st);
 		sqlite3_close(db);
 	}
-	unlink_db(path);
+	db_unlink(path);
 }
 
 static void
@@ -162,7 +142,7 @@ test_newer_refused(void)
 	CHECK_INT(raw_int(path, "PRAGMA user_version"), 7);
 	CHECK_INT(raw_int(path, "SELECT count(*) FROM sqlite_master"
 	    " WHERE name = 'patients'"), 0);
-	unlink_db(path);
+	db_unlink(path);
 }
 
 static void
@@ -385,7 +365,7 @@ test_inbox_dedupe_unchanged(void)
 	CHECK_INT(raw_int(path, "SELECT count(*) FROM inbox"), 1);
 	CHECK_INT(raw_int(path, "SELECT received_at FROM inbox"), 10);
 	CHECK_INT(raw_int(path, "SELECT body = 'first' FROM inbox"), 1);
-	unlink_db(path);
+	db_unlink(path);
 }
 
 static void
@@ -619,7 +599,7 @@ test_rollback_file(void)
 	CHECK_INT(raw_int(path, "SELECT count(*) FROM jobs"), 1);
 	CHECK_INT(raw_int(path, "SELECT count(*) FROM jobs WHERE kind = 'kept'"),
 	    1);
-	unlink_db(path);
+	db_unlink(path);
 }
 
 static void

@@ -11,20 +11,15 @@
 #include "log.h"
 #include "store.h"
 #include "test.h"
+#include "test_db.h"
 
 #define NPATIENTS	6
 
 static struct store *
 open_store(const char *path, int cache)
 {
-	struct store	*s = NULL;
-	char		*cause = NULL;
+	struct store	*s = db_store(path);
 
-	if (store_open(&s, path, &cause) != 0) {
-		fprintf(stderr, "store_open: %s\n", cause);
-		free(cause);
-		exit(2);
-	}
 	if (cache)
 		store_cache_enable(s, cache);
 	return s;
@@ -267,16 +262,9 @@ static void
 test_cache_sees_other_connections(void)
 {
 	struct store	*a, *b;
-	char		 path[] = "/tmp/strigil-cache-XXXXXX", x[1024], y[1024];
-	char		 side[64];
-	int		 fd;
+	char		 path[64], x[1024], y[1024];
 
-	if ((fd = mkstemp(path)) < 0) {
-		perror("mkstemp");
-		exit(2);
-	}
-	close(fd);
-	unlink(path);
+	db_temp_path(path, sizeof path);
 	a = open_store(path, 64);
 	add_patient(a, 1);
 	show(a, 1, 0, x, sizeof x);
@@ -288,11 +276,7 @@ test_cache_sees_other_connections(void)
 	CHECK(strstr(x, "checkin") != NULL);
 	store_close(b);
 	store_close(a);
-	unlink(path);
-	snprintf(side, sizeof side, "%s-wal", path);
-	unlink(side);
-	snprintf(side, sizeof side, "%s-shm", path);
-	unlink(side);
+	db_unlink(path);
 }
 
 int

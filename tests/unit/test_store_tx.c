@@ -9,19 +9,12 @@
 #include "log.h"
 #include "store.h"
 #include "test.h"
+#include "test_db.h"
 
 static struct store *
 open_mem(void)
 {
-	struct store	*s = NULL;
-	char		*cause = NULL;
-
-	if (store_open(&s, ":memory:", &cause) != 0) {
-		fprintf(stderr, "store_open: %s\n", cause);
-		free(cause);
-		exit(2);
-	}
-	return s;
+	return db_store(":memory:");
 }
 
 static int
@@ -188,29 +181,16 @@ test_fast_batch_spoiled_by_error(void)
 static void
 test_fast_batch_memory_only(void)
 {
-	struct store	*s = NULL;
-	char		 path[] = "/tmp/strigil-tx-XXXXXX", *cause = NULL;
-	char		 side[64];
-	int		 fd;
+	struct store	*s;
+	char		 path[64];
 
-	if ((fd = mkstemp(path)) < 0) {
-		perror("mkstemp");
-		exit(2);
-	}
-	close(fd);
-	unlink(path);
-	CHECK_INT(store_open(&s, path, &cause), 0);
-	if (s == NULL)
-		return;
+	db_temp_path(path, sizeof path);
+	s = db_store(path);
 	CHECK_INT(store_batch_begin(s, STORE_BATCH_FAST), -1);
 	CHECK_INT(store_batch_begin(s, STORE_BATCH_SAFE), 0);
 	CHECK_INT(store_batch_commit(s), 0);
 	store_close(s);
-	unlink(path);
-	snprintf(side, sizeof side, "%s-wal", path);
-	unlink(side);
-	snprintf(side, sizeof side, "%s-shm", path);
-	unlink(side);
+	db_unlink(path);
 }
 
 int
