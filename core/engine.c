@@ -505,6 +505,26 @@ engine_drop_deliveries(struct engine *e, int mark)
 	}
 }
 
+/* An erasure deleted the outbox rows of this patient or chat, those of
+ * this transaction too: their held messages go with them. */
+void
+engine_forget_deliveries(struct engine *e, int64_t patient, const char *chat)
+{
+	struct engine_delivery	*d;
+	int			 i, n = 0;
+
+	for (i = 0; i < e->ndeliv; i++) {
+		d = &e->deliv[i];
+		if (d->patient == patient || strcmp(d->chat, chat) == 0) {
+			free(d->chat);
+			free(d->body);
+			free(d->meta);
+		} else
+			e->deliv[n++] = *d;
+	}
+	e->ndeliv = n;
+}
+
 /* After commit: tells the observer and delivers the held messages. After
  * rollback: forgets both. */
 static void
@@ -936,9 +956,12 @@ engine_clear(struct engine *e, const char *adapter, const char *chat,
 	if (rc == ENGINE_EPROTO)
 		engine_op_failed(&op, "clear", op.pt.id);
 	if (rc == STORE_NOTFOUND) {
-		store_rollback(e->st);
+		/* Not on hold: nothing happens, not even what a version
+		 * upgrade on the way queued. */
+		rc = store_rollback(e->st) != 0 ? -1 : 1;
+		engine_flush_events(e, 0);
 		engine_op_clear(&op);
-		return 1;
+		return rc;
 	}
 	rc = engine_finish_tx(e, rc);
 	engine_op_clear(&op);

@@ -385,6 +385,9 @@ engine_erase(struct engine_op *op)
 	    op->now) != 0 ||
 	    store_event_insert(st, id, 0, op->now, "erased", NULL) != 0)
 		return -1;
+	if (op->e->deliver != NULL &&
+	    strcmp(op->pt.adapter, op->e->deliver_adapter) == 0)
+		engine_forget_deliveries(op->e, id, op->pt.chat);
 	rc = engine_queue(op, 0, op->pt.chat, engine_text(op, "erased"),
 	    NULL);
 	log_info("event=patient_erased patient=%lld", (long long)id);

@@ -77,7 +77,7 @@ struct engine {
 	int			 npending, cappending;
 	/* The in-process adapter (engine_set_deliver) and its messages of
 	 * the transaction in progress. */
-	char			 deliver_adapter[16];
+	char			 deliver_adapter[32];	/* as a patient's */
 	engine_deliver_fn	*deliver;
 	void			*deliver_ud;
 	struct engine_delivery	*deliv;
@@ -115,6 +115,8 @@ struct engine_op {
 /* engine.c */
 int	engine_queue(struct engine_op *op, int64_t patient, const char *chat,
 	    const char *body, const char *meta);
+void	engine_forget_deliveries(struct engine *e, int64_t patient,
+	    const char *chat);
 struct protocol *engine_protocol(struct engine *e, const char *id);
 struct protocol *engine_default_protocol(struct engine *e);
 void	engine_emit(struct engine_op *op, const char *kind, cJSON *data);

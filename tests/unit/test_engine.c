@@ -491,7 +491,8 @@ collect(void *ud, const struct engine_message *m)
 
 /* An adapter that delivers in this process gets its messages after the
  * commit, never from the queue, and the outbox records them as sent; a
- * failed handler's messages are never delivered nor stored. */
+ * failed handler's messages, or an erased patient's, are never delivered
+ * nor kept. */
 static void
 test_deliver_in_process(void)
 {
@@ -531,7 +532,17 @@ test_deliver_in_process(void)
 	CHECK_INT(s.n, 2);
 	CHECK(strstr(s.body[1], "noted") != NULL);
 
+	/* An erasure takes the outbox rows of its own event with it: the
+	 * goodbye is all that is delivered or kept. */
+	CHECK_INT(say(&w, "1", "/erase", T0 + 150), 0);
+	sent_clear(&s);
+	CHECK_INT(say(&w, "1", "yes", T0 + 150), 0);
+	CHECK_INT(s.n, 1);
+	CHECK(sent_has(&s, "everything I had stored"));
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM outbox"), 1);
+
 	/* Without it, messages wait in the outbox for their adapter. */
+	enrol(&w, "1", T0 + 160);
 	sent_clear(&s);
 	engine_set_deliver(w.e, NULL, NULL, NULL);
 	CHECK_INT(say(&w, "1", "again", T0 + 180), 0);
