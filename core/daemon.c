@@ -45,7 +45,7 @@ struct daemon {
 	int		 stopping;
 };
 
-static void
+static int
 daemon_after_jobs(void *ud)
 {
 	struct daemon	*d = ud;
@@ -56,6 +56,7 @@ daemon_after_jobs(void *ud)
 		tg_flush(d->tg);
 	if (d->mx != NULL)
 		mx_flush(d->mx);
+	return 0;
 }
 
 /* The signal handles in the order daemon_signals() sets them up. */

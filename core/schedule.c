@@ -26,7 +26,7 @@ sched_fire(uv_timer_t *timer)
 	if (engine_run_due(s->e, clock_now()) < 0)
 		log_error("event=sched_run_failed");
 	if (s->after != NULL)
-		s->after(s->ud);
+		(void)s->after(s->ud);
 	sched_kick(s);
 }
 
@@ -93,15 +93,17 @@ sched_run_until(struct engine *e, int64_t target, sched_after_fn *after,
 	int64_t	due, now;
 	int	n = 0, rc;
 
-	while (engine_next_due(e, &due) == 0 && due <= target) {
+	while ((rc = engine_next_due(e, &due)) == 0 && due <= target) {
 		if (due > (now = clock_now()))
 			clock_advance(due - now);
 		if ((rc = engine_run_due(e, clock_now())) < 0)
 			return -1;
 		n += rc;
-		if (after != NULL)
-			after(ud);
+		if (after != NULL && after(ud) != 0)
+			return -1;
 	}
+	if (rc < 0)
+		return -1;
 	if (target > (now = clock_now()))
 		clock_advance(target - now);
 	return n;

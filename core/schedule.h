@@ -21,8 +21,9 @@
 struct engine;
 struct sched;
 
-/* Called after jobs ran, to deliver what they queued. */
-typedef void sched_after_fn(void *ud);
+/* Called after jobs ran, to deliver what they queued; anything but 0 stops
+ * sched_run_until() (the timer's wake-ups go on regardless). */
+typedef int sched_after_fn(void *ud);
 
 /*
  * The longest the timer sleeps before looking again. Jobs are in UTC
@@ -47,7 +48,8 @@ uint64_t sched_last_wake(const struct sched *s);
 
 /* Runs every job due up to `target` in due order, setting the clock to each
  * job's due time first, then leaves the clock at `target`. Returns the
- * number of jobs run, or -1 on a database error. */
+ * number of jobs run, or -1 on a database error or when `after` says
+ * stop. */
 int	sched_run_until(struct engine *e, int64_t target, sched_after_fn *after,
 	    void *ud);
 

@@ -65,7 +65,7 @@ struct sim {
 	int			 mode;		/* STORE_BATCH_FAST or _SAFE */
 	struct sim_msg		*q;		/* delivered, not yet answered */
 	size_t			 qhead, qlen, qcap;
-	struct sim_held		*held;		/* a fast pass's lines, or NULL */
+	FILE			*held;		/* a fast pass's lines, or NULL */
 };
 
 /*
@@ -81,14 +81,11 @@ struct sim {
 #define SIM_CACHE_MAX	262144
 
 /*
- * The --json lines of a fast pass are held until it ends: should it be
- * spoiled, the safe pass prints them all again (protocols iterating a
- * table may order things differently in a new Lua state).
+ * The --json lines of a fast pass are held in a temporary file until it
+ * ends: should it be spoiled, the safe pass prints them all again
+ * (protocols iterating a table may order things differently in a new Lua
+ * state). A file, as a large run's output can outgrow memory.
  */
-struct sim_held {
-	char	*buf;
-	size_t	 len, cap;
-};
 
 /* ---- validating the answers file against the protocol --------------- */
 
@@ -390,7 +387,7 @@ sim_take(void *ud, const struct engine_message *m)
 	char		 tbuf[32];
 	int		 question;
 
-	if (m->chat[0] == '@')
+	if (s->failed || m->chat[0] == '@')
 		return;
 	type = sim_meta_type(m->meta, tbuf, sizeof tbuf);
 	if (type == NULL || (!(question = strcmp(type, "question") == 0) &&
@@ -405,8 +402,8 @@ sim_take(void *ud, const struct engine_message *m)
 }
 
 /* Answers what the bot sent, in the order it was sent, until nothing is
- * left. */
-static void
+ * left; -1 stops the run once it failed. */
+static int
 sim_deliver(void *ud)
 {
 	struct sim	*s = ud;
@@ -428,6 +425,7 @@ sim_deliver(void *ud)
 	if (s->qhead == s->qlen)
 		s->qhead = s->qlen = 0;
 	sim_batch_next(s);
+	return s->failed ? -1 : 0;
 }
 
 /* ---- output --------------------------------------------------------- */
@@ -447,22 +445,26 @@ sim_kind(const char *kind)
 static void
 sim_print(struct sim *s, const char *text)
 {
-	struct sim_held	*h = s->held;
-	size_t		 n = strlen(text);
-
-	if (h == NULL) {
+	if (s->held == NULL) {
 		puts(text);
 		return;
 	}
-	if (h->len + n + 1 > h->cap) {
-		h->cap = h->cap ? h->cap : 65536;
-		while (h->len + n + 1 > h->cap)
-			h->cap *= 2;
-		h->buf = xrealloc(h->buf, h->cap);
-	}
-	memcpy(h->buf + h->len, text, n);
-	h->len += n;
-	h->buf[h->len++] = '\n';
+	fputs(text, s->held);
+	putc('\n', s->held);
+}
+
+/* Prints what a fast pass held; 0, or -1 if it could not be kept. */
+static int
+sim_release(FILE *held)
+{
+	char	buf[65536];
+	size_t	n;
+
+	if (fflush(held) != 0 || ferror(held) || fseek(held, 0, SEEK_SET) != 0)
+		return -1;
+	while ((n = fread(buf, 1, sizeof buf, held)) > 0)
+		fwrite(buf, 1, n, stdout);
+	return ferror(held) ? -1 : 0;
 }
 
 static void
@@ -603,8 +605,8 @@ sim_go(struct sim *s, int64_t start)
 /* One pass over the whole run on a store of its own: 0, SIM_SPOILED (run
  * it again in safe batches), or -1 with *cause set. */
 static int
-sim_pass(const struct sim_opts *o, int mode, int64_t start,
-    struct sim_held *held, struct sim_result *r, char **cause)
+sim_pass(const struct sim_opts *o, int mode, int64_t start, FILE *held,
+    struct sim_result *r, char **cause)
 {
 	struct sim		 s;
 	const struct engine_stats *st;
@@ -643,29 +645,40 @@ out:
 int
 sim_run(const struct sim_opts *o, struct sim_result *res)
 {
-	struct sim_held		 held;
 	struct sim_result	 r;
+	FILE			*held = NULL;
 	char			*cause = NULL;
 	uint64_t		 t0;
 	int64_t			 start;
-	int			 rc;
+	int			 rc, mode = STORE_BATCH_FAST;
 
-	memset(&held, 0, sizeof held);
 	memset(&r, 0, sizeof r);
 	start = o->start >= 0 ? o->start : clock_now();
 	t0 = clock_mono_ns();
-	rc = sim_pass(o, STORE_BATCH_FAST, start, &held, &r, &cause);
+	if (o->json && !o->quiet && (held = tmpfile()) == NULL) {
+		/* Nowhere to hold the output: safe batches print as they go. */
+		log_warn("event=simulate_no_tmpfile mode=safe");
+		mode = STORE_BATCH_SAFE;
+	}
+	rc = sim_pass(o, mode, start, held, &r, &cause);
 	r.passes = 1;
 	if (rc == SIM_SPOILED) {
 		/* An event had to be undone: start again where that works. */
 		log_info("event=simulate_again mode=safe");
-		held.len = 0;
+		if (held != NULL)
+			fclose(held);
+		held = NULL;
 		rc = sim_pass(o, STORE_BATCH_SAFE, start, NULL, &r, &cause);
 		r.passes = 2;
 	}
-	if (held.len > 0)
-		fwrite(held.buf, 1, held.len, stdout);
-	free(held.buf);
+	if (held != NULL) {
+		if (sim_release(held) != 0 && rc == 0) {
+			cause = xstrdup("the simulation's output could not be "
+			    "kept in a temporary file");
+			rc = -1;
+		}
+		fclose(held);
+	}
 	if (rc != 0) {
 		fprintf(stderr, "strigil: %s\n", cause != NULL ? cause :
 		    "the simulation failed");

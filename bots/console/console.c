@@ -151,10 +151,11 @@ console_show_time(void)
 	printf("-- it is now %s\n", clock_iso(clock_now(), buf, sizeof buf));
 }
 
-static void
+static int
 console_after(void *ud)
 {
 	console_flush(ud);
+	return 0;
 }
 
 /* "/wait [DURATION]": moves virtual time, running what comes due. */

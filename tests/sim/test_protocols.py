@@ -524,6 +524,15 @@ def test_an_undone_event_runs_the_simulation_again():
     before = [l for l in failing if json.loads(l)["t"] < first]
     assert len(before) > 30, len(before)
     assert before == [l for l in clean if json.loads(l)["t"] < first]
+    # Without --json there is nothing to hold: the summary counts the
+    # second run's errors, once.
+    p = subprocess.run(
+        [STRIGIL, "simulate", path, "--start", START, "--patients", "3",
+         "--answers", write("again.txt", ERR_ANSWERS)],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "protocol errors    3" in p.stdout, p.stdout
+    assert p.stderr.count("event=simulate_again") == 1, p.stderr
 
 
 def test_endless_loop_is_stopped():
