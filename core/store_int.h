@@ -1,7 +1,8 @@
 /*
- * store_int.h: what the store's own files share (store.c, store_schema.c,
- * store_patient.c, store_queue.c, store_record.c, store_report.c). Nothing
- * outside core/store*.c includes it.
+ * store_int.h: what the store's own files share (store.c, store_tx.c,
+ * store_cache.c, store_schema.c, store_patient.c, store_queue.c,
+ * store_record.c, store_report.c). Nothing outside core/store*.c includes
+ * it.
  */
 #ifndef STRIGIL_STORE_INT_H
 #define STRIGIL_STORE_INT_H
@@ -25,8 +26,8 @@ enum store_sql {
 	SQL_SESSION_INSERT, SQL_SESSION_OPEN, SQL_SESSION_CLOSE,
 	SQL_ANSWER_INSERT,
 	SQL_INBOX_INSERT, SQL_INBOX_CLOSE,
-	SQL_OUTBOX_INSERT, SQL_OUTBOX_INSERT_SENT, SQL_OUTBOX_NEXT, SQL_OUTBOX_SENT, SQL_OUTBOX_RETRY,
-	SQL_OUTBOX_DROP,
+	SQL_OUTBOX_INSERT, SQL_OUTBOX_INSERT_SENT, SQL_OUTBOX_NEXT,
+	SQL_OUTBOX_SENT, SQL_OUTBOX_RETRY, SQL_OUTBOX_DROP,
 	SQL_OUTBOX_DEPTH,
 	SQL_JOB_INSERT, SQL_JOB_NEXT_DUE, SQL_JOB_TAKE, SQL_JOB_CLOSE,
 	SQL_JOB_CANCEL, SQL_JOB_CANCEL_ALL, SQL_JOB_CANCEL_ONE, SQL_JOB_PENDING,
