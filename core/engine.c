@@ -491,18 +491,20 @@ engine_queue(struct engine_op *op, int64_t patient, const char *chat,
 	return 0;
 }
 
+static void
+engine_delivery_free(struct engine_delivery *d)
+{
+	free(d->chat);
+	free(d->body);
+	free(d->meta);
+}
+
 /* Forgets the messages held since `mark` (a rollback). */
 static void
 engine_drop_deliveries(struct engine *e, int mark)
 {
-	struct engine_delivery	*d;
-
-	while (e->ndeliv > mark) {
-		d = &e->deliv[--e->ndeliv];
-		free(d->chat);
-		free(d->body);
-		free(d->meta);
-	}
+	while (e->ndeliv > mark)
+		engine_delivery_free(&e->deliv[--e->ndeliv]);
 }
 
 /* An erasure deleted the outbox rows of this patient or chat, those of
@@ -515,11 +517,9 @@ engine_forget_deliveries(struct engine *e, int64_t patient, const char *chat)
 
 	for (i = 0; i < e->ndeliv; i++) {
 		d = &e->deliv[i];
-		if (d->patient == patient || strcmp(d->chat, chat) == 0) {
-			free(d->chat);
-			free(d->body);
-			free(d->meta);
-		} else
+		if (d->patient == patient || strcmp(d->chat, chat) == 0)
+			engine_delivery_free(d);
+		else
 			e->deliv[n++] = *d;
 	}
 	e->ndeliv = n;
@@ -545,7 +545,7 @@ engine_flush_events(struct engine *e, int committed)
 		cJSON_Delete(e->pending[i].data);
 	}
 	e->npending = 0;
-	for (i = 0; committed && i < e->ndeliv; i++) {
+	for (i = 0; committed && e->deliver != NULL && i < e->ndeliv; i++) {
 		d = &e->deliv[i];
 		m.id = d->id;
 		m.patient = d->patient;

@@ -80,13 +80,6 @@ struct sim {
 /* At most this many patients' courses are cached (about 500 bytes each). */
 #define SIM_CACHE_MAX	262144
 
-/*
- * The --json lines of a fast pass are held in a temporary file until it
- * ends: should it be spoiled, the safe pass prints them all again
- * (protocols iterating a table may order things differently in a new Lua
- * state). A file, as a large run's output can outgrow memory.
- */
-
 /* ---- validating the answers file against the protocol --------------- */
 
 static const struct proto_question *
@@ -389,9 +382,10 @@ sim_take(void *ud, const struct engine_message *m)
 
 	if (s->failed || m->chat[0] == '@')
 		return;
-	type = sim_meta_type(m->meta, tbuf, sizeof tbuf);
-	if (type == NULL || (!(question = strcmp(type, "question") == 0) &&
-	    strcmp(type, "reminder") != 0))
+	if ((type = sim_meta_type(m->meta, tbuf, sizeof tbuf)) == NULL)
+		return;
+	question = strcmp(type, "question") == 0;
+	if (!question && strcmp(type, "reminder") != 0)
 		return;
 	if (s->qlen == s->qcap) {
 		s->qcap = s->qcap ? s->qcap * 2 : 64;
@@ -441,7 +435,13 @@ sim_kind(const char *kind)
 	return -1;
 }
 
-/* Prints a --json line, or holds it in a fast pass. */
+/*
+ * Prints a --json line, or holds it in a fast pass. A fast pass's lines
+ * wait in a temporary file until it ends: should it be spoiled, the safe
+ * pass prints them all again (protocols iterating a table may order things
+ * differently in a new Lua state). A file, as a large run's output can
+ * outgrow memory.
+ */
 static void
 sim_print(struct sim *s, const char *text)
 {
