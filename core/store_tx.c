@@ -63,6 +63,22 @@ store_undone(struct store *s, int changed)
 		store_cache_clear(s);
 }
 
+/* Rolls back to a savepoint (an event's or a handler's) and releases it:
+ * ROLLBACK TO keeps it open. */
+static int
+store_undo_to(struct store *s, enum store_sql rollback_to,
+    enum store_sql release)
+{
+	int	changed = store_pop(s);
+
+	if (store_exec(s, store_stmt(s, rollback_to), "rollback_to") != 0) {
+		store_undone(s, 1);
+		return -1;
+	}
+	store_undone(s, changed);
+	return store_exec(s, store_stmt(s, release), "release");
+}
+
 /* Fast batch: undoing is possible only where there is nothing to undo. */
 static int
 store_fast_undo(struct store *s)
@@ -110,22 +126,11 @@ store_commit(struct store *s)
 int
 store_rollback(struct store *s)
 {
-	int	changed;
-
 	if (s->batch == STORE_BATCH_FAST)
 		return store_fast_undo(s);
-	changed = store_pop(s);
-	if (s->batch == STORE_BATCH_SAFE) {
-		/* ROLLBACK TO keeps the savepoint open; release it too. */
-		if (store_exec(s, store_stmt(s, SQL_EV_ROLLBACK_TO),
-		    "rollback") != 0) {
-			store_undone(s, 1);
-			return -1;
-		}
-		store_undone(s, changed);
-		return store_exec(s, store_stmt(s, SQL_EV_RELEASE), "rollback");
-	}
-	store_undone(s, changed);
+	if (s->batch == STORE_BATCH_SAFE)
+		return store_undo_to(s, SQL_EV_ROLLBACK_TO, SQL_EV_RELEASE);
+	store_undone(s, store_pop(s));
 	return store_exec(s, store_stmt(s, SQL_ROLLBACK), "rollback");
 }
 
@@ -189,18 +194,9 @@ store_savepoint(struct store *s)
 int
 store_rollback_savepoint(struct store *s)
 {
-	int	changed;
-
 	if (s->batch == STORE_BATCH_FAST)
 		return store_fast_undo(s);
-	changed = store_pop(s);
-	/* ROLLBACK TO keeps the savepoint open; release it too. */
-	if (store_exec(s, store_stmt(s, SQL_ROLLBACK_TO), "rollback_to") != 0) {
-		store_undone(s, 1);
-		return -1;
-	}
-	store_undone(s, changed);
-	return store_exec(s, store_stmt(s, SQL_RELEASE), "release");
+	return store_undo_to(s, SQL_ROLLBACK_TO, SQL_RELEASE);
 }
 
 int
