@@ -70,6 +70,14 @@ store_cache_dup(const char *s)
 	return s != NULL ? xstrdup(s) : NULL;
 }
 
+/* Every chain empty (-1). */
+static void
+store_cache_empty_buckets(struct store_cache *c)
+{
+	memset(c->by_id, 0xff, ((size_t)c->mask + 1) * sizeof *c->by_id);
+	memset(c->by_chat, 0xff, ((size_t)c->mask + 1) * sizeof *c->by_chat);
+}
+
 /* Forgets every entry. */
 void
 store_cache_clear(struct store *s)
@@ -84,8 +92,7 @@ store_cache_clear(struct store *s)
 		free(c->v[i].en.state);
 	}
 	c->n = 0;
-	memset(c->by_id, 0xff, ((size_t)c->mask + 1) * sizeof *c->by_id);
-	memset(c->by_chat, 0xff, ((size_t)c->mask + 1) * sizeof *c->by_chat);
+	store_cache_empty_buckets(c);
 }
 
 /* Buckets for `cap` entries: a power of two at least as large. */
@@ -250,10 +257,7 @@ store_cache_put(struct store *s, const struct store_patient *p,
 		if (c->cap < c->max) {
 			store_cache_size(c, c->cap * 2 < c->max ?
 			    c->cap * 2 : c->max);
-			memset(c->by_id, 0xff, ((size_t)c->mask + 1) *
-			    sizeof *c->by_id);
-			memset(c->by_chat, 0xff, ((size_t)c->mask + 1) *
-			    sizeof *c->by_chat);
+			store_cache_empty_buckets(c);
 			for (i = 0; i < c->n; i++)
 				store_cache_link(c, i);
 		} else
