@@ -213,21 +213,25 @@ engine_job(struct engine_op *op, const char *kind, const char *arg,
 /*
  * Plans the next session at `due`, or later if the protocol's minimum
  * interval after the last session is not over by then. One next session at
- * a time: a new plan replaces the old.
+ * a time: a new plan replaces the old (and the same plan again keeps it).
  */
 int
 engine_schedule_session(struct engine_op *op, int64_t due)
 {
-	int64_t	floor = 0;
+	struct store_job	j;
+	int64_t			floor = 0;
 
 	if (op->en.last_session_at > 0)
 		floor = op->en.last_session_at +
 		    (int64_t)op->p->min_interval_h * 3600;
 	if (due < floor)
 		due = engine_align(op, floor, PROTO_AT_REMINDER);
-	if (store_job_cancel(op->e->st, op->en.id, "session", op->now) != 0)
-		return -1;
-	return engine_job(op, "session", NULL, due);
+	memset(&j, 0, sizeof j);
+	j.patient_id = op->pt.id;
+	j.enrolment_id = op->en.id;
+	snprintf(j.kind, sizeof j.kind, "session");
+	j.due_at = due;
+	return store_job_plan(op->e->st, &j, op->now);
 }
 
 /* Ends the course: no more jobs, and the patient is told. */

@@ -127,6 +127,9 @@ static const char *store_sql_text[SQL_COUNT] = {
 	[SQL_JOB_PENDING] = "SELECT " JOB_COLS " FROM jobs"
 	    " WHERE enrolment_id = ?1 AND kind = ?2 AND status = 'pending'"
 	    " ORDER BY due_at LIMIT 1",
+	[SQL_JOB_PLANNED] = "SELECT id, due_at, arg FROM jobs"
+	    " WHERE enrolment_id = ?1 AND kind = ?2 AND status = 'pending'"
+	    " LIMIT 2",
 	[SQL_JOB_COUNT] = "SELECT count(*) FROM jobs WHERE status = 'pending'",
 	[SQL_JOB_RETRY] = "UPDATE jobs SET status = 'pending', due_at = ?2,"
 	    " error = NULL, closed_at = 0 WHERE status = 'failed' AND"

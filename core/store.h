@@ -223,6 +223,11 @@ int	store_job_cancel(struct store *s, int64_t enrolment_id,
 /* The same for two kinds in one statement. */
 int	store_job_cancel2(struct store *s, int64_t enrolment_id,
 	    const char *kind1, const char *kind2, int64_t t);
+/* Makes `j` the enrolment's one pending job of its kind. A plan that
+ * stands (the only pending job of that kind, with j's due time and arg) is
+ * kept, and j->id set to it; otherwise the pending ones are cancelled at
+ * `t` and `j` is inserted. */
+int	store_job_plan(struct store *s, struct store_job *j, int64_t t);
 /* The due time of the enrolment's pending job of `kind`, or STORE_NOTFOUND. */
 int	store_job_pending(struct store *s, int64_t enrolment_id,
 	    const char *kind, struct store_job *j);

@@ -309,6 +309,44 @@ store_job_cancel2(struct store *s, int64_t enrolment_id, const char *kind1,
 	return store_job_cancel(s, enrolment_id, kind2, t);
 }
 
+/*
+ * Re-planning what is already planned is common (a protocol plans the next
+ * session when one is done, and again, most often for the same time, when
+ * its check-in is answered): keeping the job then spares a cancellation
+ * and an insert, the costliest writes to the jobs table.
+ */
+int
+store_job_plan(struct store *s, struct store_job *j, int64_t t)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_JOB_PLANNED);
+	const char	*arg;
+	int64_t		 id = 0;
+	int		 rc = SQLITE_DONE, n = 0, same = 0;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, j->enrolment_id);
+	store_bind_text(st, 2, j->kind);
+	while (n < 2 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n++ > 0)
+			continue;
+		id = sqlite3_column_int64(st, 0);
+		arg = (const char *)sqlite3_column_text(st, 2);
+		same = sqlite3_column_int64(st, 1) == j->due_at &&
+		    arg != NULL && strcmp(arg, j->arg) == 0;
+	}
+	sqlite3_reset(st);
+	if (n < 2 && rc != SQLITE_DONE)
+		return store_fail(s, "job_plan");
+	if (n == 1 && same) {
+		j->id = id;
+		return 0;
+	}
+	if (n > 0 && store_job_cancel(s, j->enrolment_id, j->kind, t) != 0)
+		return -1;
+	return store_job_insert(s, j);
+}
+
 int
 store_job_count(struct store *s, int64_t *n)
 {

@@ -512,6 +512,69 @@ test_jobs_pending_earliest(void)
 	store_close(s);
 }
 
+static int64_t
+plan_job(struct store *s, int64_t enrolment, const char *kind, const char *arg,
+    int64_t due)
+{
+	struct store_job	j;
+
+	memset(&j, 0, sizeof j);
+	j.patient_id = 1;
+	j.enrolment_id = enrolment;
+	snprintf(j.kind, sizeof j.kind, "%s", kind);
+	snprintf(j.arg, sizeof j.arg, "%s", arg);
+	j.due_at = due;
+	CHECK_INT(store_job_plan(s, &j, 100), 0);
+	return j.id;
+}
+
+/* A plan that stands keeps its job; any other replaces every pending job
+ * of its kind, and leaves other kinds and enrolments alone. */
+static void
+test_jobs_plan(void)
+{
+	struct store		*s = open_mem();
+	struct store_job	 j;
+	int64_t			 a, b, c, n;
+
+	a = plan_job(s, 1, "session", "", 500);
+	CHECK(a > 0);
+	CHECK_INT(plan_job(s, 1, "session", "", 500), a);	/* kept */
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 1);
+	b = plan_job(s, 1, "session", "", 600);			/* moved */
+	CHECK(b != a);
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 1);
+	CHECK_INT(store_job_pending(s, 1, "session", &j), 0);
+	CHECK_INT(j.id, b);
+	CHECK_INT(j.due_at, 600);
+	c = plan_job(s, 1, "session", "x", 600);		/* other arg */
+	CHECK(c != b);
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 1);
+
+	/* Other kinds and enrolments stay. */
+	add_job(s, 1, "ask", 600);
+	add_job(s, 2, "session", 600);
+	CHECK_INT(plan_job(s, 1, "session", "x", 600), c);
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 3);
+
+	/* Two pending of a kind (as a database from before the rule might
+	 * hold) are never kept: both go, the plan is the one left. */
+	add_job(s, 3, "session", 700);
+	add_job(s, 3, "session", 800);
+	a = plan_job(s, 3, "session", "", 700);
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 4);
+	CHECK_INT(store_job_pending(s, 3, "session", &j), 0);
+	CHECK_INT(j.id, a);
+	CHECK_INT(store_job_cancel(s, 3, "session", 100), 0);
+	CHECK_INT(store_job_pending(s, 3, "session", &j), STORE_NOTFOUND);
+	store_close(s);
+}
+
 /* ---- transactions ------------------------------------------------- */
 
 static void
@@ -656,6 +719,7 @@ main(void)
 	TEST(test_outbox);
 	TEST(test_jobs);
 	TEST(test_jobs_pending_earliest);
+	TEST(test_jobs_plan);
 	TEST(test_savepoint);
 	TEST(test_rollback);
 	TEST(test_rollback_file);
