@@ -246,11 +246,17 @@ const char *
 proto_message(const struct protocol *p, const char *lang, const char *key)
 {
 	const char	*fallback = NULL;
-	int		 i;
+	int		 lo = 0, hi = p->nmsgs, mid, i;
 
-	for (i = 0; i < p->nmsgs; i++) {
-		if (strcmp(p->msgs[i].key, key) != 0)
-			continue;
+	/* The first entry of `key` (sorted at load), then its languages. */
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (strcmp(p->msgs[mid].key, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (i = lo; i < p->nmsgs && strcmp(p->msgs[i].key, key) == 0; i++) {
 		if (strcmp(p->msgs[i].lang, lang) == 0)
 			return p->msgs[i].text;
 		if (strcmp(p->msgs[i].lang, p->lang) == 0)

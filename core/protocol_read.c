@@ -166,6 +166,16 @@ proto_read_lang_messages(struct proto_loader *pl, struct protocol *p,
 }
 
 static int
+proto_msg_cmp(const void *a, const void *b)
+{
+	const struct proto_message	*x = a, *y = b;
+	int				 c = strcmp(x->key, y->key);
+
+	return c != 0 ? c : strcmp(x->lang, y->lang);
+}
+
+/* Sorted by key and language for proto_message()'s binary search. */
+static int
 proto_read_messages(struct proto_loader *pl, int t, struct protocol *p)
 {
 	lua_State	*L = pl->L;
@@ -197,6 +207,8 @@ proto_read_messages(struct proto_loader *pl, int t, struct protocol *p)
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 1);
+	if (p->nmsgs > 1)
+		qsort(p->msgs, (size_t)p->nmsgs, sizeof *p->msgs, proto_msg_cmp);
 	return 0;
 }
 

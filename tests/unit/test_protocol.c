@@ -370,6 +370,64 @@ test_load_mini(void)
 	proto_free(p);
 }
 
+/* Many keys in three languages, given in no order: each is found, in its
+ * language or else the protocol's; a key between or beyond them is not. */
+static void
+test_load_messages(void)
+{
+	struct protocol	*p;
+	char		*text, *en, *de, *fr, key[16], want[32];
+	size_t		 n = 0, m = 0, k = 0;
+	int		 i;
+
+	en = calloc(1, 4096);
+	de = calloc(1, 4096);
+	fr = calloc(1, 4096);
+	text = calloc(1, 16384);
+	for (i = 39; i >= 0; i--) {
+		n += (size_t)snprintf(en + n, 4096 - n, "k%02d = \"en%d\", ",
+		    i * 2, i);
+		if (i % 3 == 0)
+			m += (size_t)snprintf(de + m, 4096 - m,
+			    "k%02d = \"de%d\", ", i * 2, i);
+		if (i % 5 == 0)
+			k += (size_t)snprintf(fr + k, 4096 - k,
+			    "k%02d = \"fr%d\", ", i * 2, i);
+	}
+	snprintf(text, 16384,
+	    "return {\n"
+	    "  id = \"msgs\", version = 1, title = \"Msgs\",\n"
+	    "  course = { weeks = 2 },\n"
+	    "  interval = { min_hours = 48, target_hours = 60 },\n"
+	    "  pressure = { levels = { \"light\" } },\n"
+	    "  steps = { \"Apply oil.\" },\n"
+	    "  messages = { fr = { %s}, en = { %s}, de = { %s} },\n"
+	    "}\n", fr, en, de);
+	p = load_ok(text);
+	free(text);
+	free(en);
+	free(de);
+	free(fr);
+	if (p == NULL)
+		return;
+	CHECK_INT(p->nmsgs, 40 + 14 + 8);
+	for (i = 0; i < 40; i++) {
+		snprintf(key, sizeof key, "k%02d", i * 2);
+		snprintf(want, sizeof want, "en%d", i);
+		CHECK_STR(proto_message(p, "en", key), want);
+		CHECK_STR(proto_message(p, "it", key), want);
+		snprintf(want, sizeof want, "%s%d", i % 3 == 0 ? "de" : "en", i);
+		CHECK_STR(proto_message(p, "de", key), want);
+		snprintf(want, sizeof want, "%s%d", i % 5 == 0 ? "fr" : "en", i);
+		CHECK_STR(proto_message(p, "fr", key), want);
+		snprintf(key, sizeof key, "k%02d", i * 2 + 1);
+		CHECK(proto_message(p, "en", key) == NULL);
+	}
+	CHECK(proto_message(p, "en", "a") == NULL);
+	CHECK(proto_message(p, "en", "z") == NULL);
+	proto_free(p);
+}
+
 static void
 test_load_errors(void)
 {
@@ -866,6 +924,7 @@ main(void)
 	}
 	TEST(test_load_valid);
 	TEST(test_load_mini);
+	TEST(test_load_messages);
 	TEST(test_load_errors);
 	TEST(test_load_lua_errors);
 	TEST(test_call_schedule);
