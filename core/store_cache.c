@@ -349,7 +349,9 @@ store_cache_hook(void *ud, int op, const char *db, const char *table,
 	(void)op;
 	(void)db;
 	(void)rowid;
-	if (s->cache == NULL || s->cache_known)
+	/* Every row written comes here: the first letter rules out most. */
+	if (s->cache == NULL || s->cache_known ||
+	    (table[0] != 'p' && table[0] != 'e'))
 		return;
 	if (strcmp(table, "patients") == 0 ||
 	    strcmp(table, "enrolments") == 0 ||
