@@ -422,7 +422,6 @@ engine_lang_of(struct engine *e, const char *adapter, const char *chat,
 	if (store_patient_find(e->st, adapter, chat, &p) == 0 &&
 	    p.lang[0] != '\0')
 		snprintf(buf, size, "%s", p.lang);
-	store_patient_clear(&p);
 	return buf;
 }
 
@@ -578,9 +577,7 @@ engine_running(const struct engine_op *op)
 static void
 engine_op_clear(struct engine_op *op)
 {
-	store_patient_clear(&op->pt);
 	store_enrolment_clear(&op->en);
-	store_patient_clear(&op->pt0);
 	store_enrolment_clear(&op->en0);
 	free(op->error);
 	op->error = NULL;
@@ -618,12 +615,9 @@ static void
 engine_op_snapshot(struct engine_op *op)
 {
 	/* A second guarded step (after a version upgrade) snapshots again. */
-	store_patient_clear(&op->pt0);
 	store_enrolment_clear(&op->en0);
-	if ((op->has_pt0 = op->has_pt)) {
+	if ((op->has_pt0 = op->has_pt))
 		op->pt0 = op->pt;
-		op->pt0.ask_a = op->pt.ask_a ? xstrdup(op->pt.ask_a) : NULL;
-	}
 	if ((op->has_en0 = op->has_en)) {
 		op->en0 = op->en;
 		op->en0.state = op->en.state ? xstrdup(op->en.state) : NULL;
@@ -638,8 +632,7 @@ engine_patient_changed(const struct engine_op *op)
 	return !op->has_pt0 || a->id != b->id || strcmp(a->tz, b->tz) != 0 ||
 	    a->remind_min != b->remind_min || strcmp(a->lang, b->lang) != 0 ||
 	    a->consent != b->consent || a->unreachable != b->unreachable ||
-	    strcmp(a->ask_q, b->ask_q) != 0 || a->ask_i != b->ask_i ||
-	    engine_strdiff(a->ask_a, b->ask_a);
+	    strcmp(a->ask_q, b->ask_q) != 0 || a->ask_from != b->ask_from;
 }
 
 static int
@@ -1010,7 +1003,6 @@ engine_clear_command(struct engine *e, const char *arg, int64_t now,
 		return 0;
 	}
 	rc = engine_clear(e, p.adapter, p.chat, now);
-	store_patient_clear(&p);
 	if (rc < 0)
 		return -1;
 	log_info("event=clinician_clear patient=%lld changed=%d", id, rc == 0);

@@ -215,9 +215,9 @@ engine_ask(struct engine_op *op, const char *id)
 	    strcmp(id, "stop") != 0 && strcmp(id, "erase") != 0)
 		return engine_job(op, "ask", id, op->now + 3600);
 	snprintf(op->pt.ask_q, sizeof op->pt.ask_q, "%s", id);
+	if (store_answer_last(op->e->st, op->pt.id, &op->pt.ask_from) != 0)
+		return -1;
 	op->pt.ask_i = 0;
-	free(op->pt.ask_a);
-	op->pt.ask_a = xstrdup("{}");
 	if (!engine_ask_builtin(qs)) {
 		data = cJSON_CreateObject();
 		cJSON_AddStringToObject(data, "questionnaire", id);
@@ -347,62 +347,38 @@ engine_ask_hint(struct engine_op *op, const struct proto_question *q,
 	return engine_ask_again(op);
 }
 
-/* Adds one answer to ask_a by parsing and printing it again. */
-static void
-engine_ask_record_parsed(struct engine_op *op, const struct proto_question *q,
-    const char *value)
-{
-	cJSON	*a = cJSON_Parse(op->pt.ask_a != NULL ? op->pt.ask_a : "{}");
+/* The answers so far, in a JSON object as each question's type gives them
+ * (a question the protocol no longer has gives its text); a question
+ * answered twice keeps the later answer. */
+struct engine_answers {
+	const struct proto_questionnaire	*qs;
+	cJSON					*obj;
+};
 
-	if (a == NULL)
-		a = cJSON_CreateObject();
-	cJSON_DeleteItemFromObject(a, q->id);
-	cJSON_AddItemToObject(a, q->id, dialog_json(q, value));
-	free(op->pt.ask_a);
-	op->pt.ask_a = luajson_print(a);
-	cJSON_Delete(a);
+static void
+engine_ask_collect(void *ud, const char *question, const char *value)
+{
+	struct engine_answers		*a = ud;
+	const struct proto_question	*q = proto_question(a->qs, question);
+
+	cJSON_DeleteItemFromObject(a->obj, question);
+	cJSON_AddItemToObject(a->obj, question, q != NULL ?
+	    dialog_json(q, value) : cJSON_CreateString(value));
 }
 
-/*
- * Adds one answer to the questionnaire's answers so far (ask_a). Questions
- * are answered in order, so the key is new and the answer is appended to
- * the text as it stands, which gives what parsing and printing would; a
- * text that already holds the key (or is not an object) takes that route.
- */
-static void
-engine_ask_record(struct engine_op *op, const struct proto_question *q,
-    const char *value)
+/* Returns the answers of the questionnaire in progress as JSON text (free
+ * it), or NULL if the store failed. */
+static char *
+engine_ask_answers(struct engine_op *op, const struct proto_questionnaire *qs)
 {
-	const char	*old = op->pt.ask_a != NULL ? op->pt.ask_a : "{}";
-	size_t		 n = strlen(old), nk, nv, len;
-	cJSON		*k = cJSON_CreateString(q->id), *v = dialog_json(q, value);
-	char		*key = luajson_print(k), *val = luajson_print(v), *text;
+	struct engine_answers	a = { qs, cJSON_CreateObject() };
+	char			*text = NULL;
 
-	cJSON_Delete(k);
-	cJSON_Delete(v);
-	if (n >= 2 && old[0] == '{' && old[n - 1] == '}' &&
-	    strstr(old, key) == NULL) {
-		/* old without its '}', a comma, key:val} (no printf: this is
-		 * every answer). */
-		nk = strlen(key);
-		nv = strlen(val);
-		text = xmalloc(n + nk + nv + 3);
-		memcpy(text, old, n - 1);
-		len = n - 1;
-		if (n > 2)
-			text[len++] = ',';
-		memcpy(text + len, key, nk);
-		len += nk;
-		text[len++] = ':';
-		memcpy(text + len, val, nv);
-		len += nv;
-		memcpy(text + len, "}", 2);
-		free(op->pt.ask_a);
-		op->pt.ask_a = text;
-	} else
-		engine_ask_record_parsed(op, q, value);
-	free(key);
-	free(val);
+	if (store_answer_since(op->e->st, op->pt.id, op->pt.ask_from,
+	    engine_ask_collect, &a) == 0)
+		text = luajson_print(a.obj);
+	cJSON_Delete(a.obj);
+	return text;
 }
 
 int
@@ -431,7 +407,6 @@ engine_answer(struct engine_op *op, const char *text)
 	}
 	rc = store_answer_insert(op->e->st, op->pt.id, op->has_en ? op->en.id : 0,
 	    qs->id, q->id, value, op->now);
-	engine_ask_record(op, q, value);
 	/* Declining consent ends setup at once: nothing more is asked. */
 	declined = strcmp(qs->id, "setup") == 0 && q->type == Q_YESNO &&
 	    strcmp(value, "no") == 0;
@@ -440,9 +415,9 @@ engine_answer(struct engine_op *op, const char *text)
 		return -1;
 	if (++op->pt.ask_i < qs->n && !declined)
 		return engine_ask_send(op, qs, op->pt.ask_i);
+	if ((answers = engine_ask_answers(op, qs)) == NULL)
+		return -1;
 	snprintf(id, sizeof id, "%s", op->pt.ask_q);
-	answers = op->pt.ask_a;
-	op->pt.ask_a = NULL;
 	op->pt.ask_q[0] = '\0';
 	op->pt.ask_i = 0;
 	rc = engine_ask_done(op, id, answers);
@@ -466,7 +441,6 @@ engine_question_live(struct engine *e, const char *adapter,
 		return 0;
 	live = strlen(p.ask_q) == qlen && strncmp(p.ask_q, qnr, qlen) == 0 &&
 	    p.ask_i + 1 == idx;
-	store_patient_clear(&p);
 	return live;
 }
 

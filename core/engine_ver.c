@@ -184,7 +184,6 @@ engine_version(struct engine_op *op)
 		free(op->error);
 		op->error = NULL;
 		op->p = cur;
-		store_patient_clear(&op->pt);
 		store_enrolment_clear(&op->en);
 		if (store_patient_get(e->st, op->en.patient_id, &op->pt) != 0 ||
 		    store_enrolment_get(e->st, op->en.id, &op->en) != 0)

@@ -16,8 +16,14 @@
 #include "store_int.h"
 #include "xmalloc.h"
 
+/* The questions answered of the questionnaire in progress: the patient's
+ * answers after ask_from (store.h). */
+#define PATIENT_ASKED(p) "CASE WHEN " p "ask_q = '' THEN 0 ELSE" \
+	" (SELECT count(*) FROM answers a WHERE a.patient_id = " p "id" \
+	" AND a.id > " p "ask_from) END"
 #define PATIENT_COLS "id, adapter, chat, tz, remind_min, lang, consent," \
-	" unreachable, ask_q, ask_i, ask_a, created_at"
+	" unreachable, ask_q, ask_from, " PATIENT_ASKED("patients.") \
+	", created_at"
 #define ENROL_COLS "e.id, e.patient_id, e.protocol, e.version, e.status," \
 	" e.pressure, e.sessions_done, e.enrolled_at, e.last_session_at," \
 	" e.ended_at, s.data"
@@ -26,8 +32,9 @@
 /* A patient with their latest enrolment (NULL columns if none) and its
  * state: the one read every event starts with. */
 #define PATIENT_EN_SELECT "SELECT p.id, p.adapter, p.chat, p.tz," \
-	" p.remind_min, p.lang, p.consent, p.unreachable, p.ask_q, p.ask_i," \
-	" p.ask_a, p.created_at, " ENROL_COLS " FROM patients p" \
+	" p.remind_min, p.lang, p.consent, p.unreachable, p.ask_q," \
+	" p.ask_from, " PATIENT_ASKED("p.") ", p.created_at, " ENROL_COLS \
+	" FROM patients p" \
 	" LEFT JOIN enrolments e ON e.id = (SELECT max(id) FROM enrolments" \
 	" WHERE patient_id = p.id)" \
 	" LEFT JOIN protocol_state s ON s.enrolment_id = e.id"
@@ -53,14 +60,14 @@ static const char *store_sql_text[SQL_COUNT] = {
 	/* The id is never one an erased patient had (store_patient_erase):
 	 * the audit trail names erased patients by id. */
 	[SQL_PATIENT_INSERT] = "INSERT INTO patients (id, adapter, chat, tz,"
-	    " remind_min, lang, consent, unreachable, ask_q, ask_i, ask_a,"
+	    " remind_min, lang, consent, unreachable, ask_q, ask_from,"
 	    " created_at) VALUES (max(coalesce((SELECT max(id) FROM patients),"
 	    " 0), coalesce((SELECT CAST(value AS INTEGER) FROM kv WHERE key ="
 	    " '" STORE_ERASED_MAX "'), 0)) + 1,"
-	    " ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	    " ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[SQL_PATIENT_UPDATE] = "UPDATE patients SET tz = ?2, remind_min = ?3,"
 	    " lang = ?4, consent = ?5, unreachable = ?6, ask_q = ?7,"
-	    " ask_i = ?8, ask_a = ?9 WHERE id = ?1",
+	    " ask_from = ?8 WHERE id = ?1",
 	[SQL_ENROL_CURRENT] = "SELECT " ENROL_COLS ENROL_FROM
 	    " WHERE e.patient_id = ?1 ORDER BY e.id DESC LIMIT 1",
 	[SQL_ENROL_GET] = "SELECT " ENROL_COLS ENROL_FROM " WHERE e.id = ?1",
@@ -81,6 +88,10 @@ static const char *store_sql_text[SQL_COUNT] = {
 	    " ORDER BY id DESC LIMIT 1",
 	[SQL_SESSION_CLOSE] = "UPDATE sessions SET status = ?2, closed_at = ?3"
 	    " WHERE id = ?1",
+	[SQL_ANSWER_LAST] = "SELECT coalesce(max(id), 0) FROM answers"
+	    " WHERE patient_id = ?1",
+	[SQL_ANSWER_SINCE] = "SELECT question, value FROM answers"
+	    " WHERE patient_id = ?1 AND id > ?2 ORDER BY id",
 	[SQL_ANSWER_INSERT] = "INSERT INTO answers (patient_id, enrolment_id,"
 	    " questionnaire, question, value, answered_at)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -35,10 +35,18 @@ struct store_patient {
 	char	 lang[16];
 	int	 consent;
 	int	 unreachable;
-	/* The questionnaire in progress: what the next message answers. */
+	/*
+	 * The questionnaire in progress: what the next message answers. Its
+	 * answers are the patient's rows in `answers` after ask_from (their
+	 * last answer when it was asked); ask_i, the index of the question
+	 * asked, is how many there are. ask_i is read, never written: a
+	 * writer that sets ask_q or ask_from sets ask_i to match (0 for a
+	 * questionnaire just asked, and with none), and each answer stored
+	 * adds one.
+	 */
 	char	 ask_q[32];		/* questionnaire id, "" when none */
-	int	 ask_i;			/* index of the question asked */
-	char	*ask_a;			/* answers so far, JSON object; owned */
+	int64_t	 ask_from;
+	int	 ask_i;
 	int64_t	 created_at;
 };
 
@@ -137,7 +145,7 @@ int	store_savepoint(struct store *s);
 int	store_rollback_savepoint(struct store *s);
 int	store_release_savepoint(struct store *s);
 
-/* Patients. store_patient_clear() frees what a get filled in. */
+/* Patients (a record owns no memory). */
 int	store_patient_find(struct store *s, const char *adapter,
 	    const char *chat, struct store_patient *p);	/* or STORE_NOTFOUND */
 int	store_patient_get(struct store *s, int64_t id, struct store_patient *p);
@@ -151,7 +159,6 @@ int	store_patient_get_current(struct store *s, int64_t id,
 	    struct store_patient *p, struct store_enrolment *e, int *has_en);
 int	store_patient_insert(struct store *s, struct store_patient *p);
 int	store_patient_update(struct store *s, const struct store_patient *p);
-void	store_patient_clear(struct store_patient *p);
 
 /* The patient's latest enrolment, or STORE_NOTFOUND. */
 int	store_enrolment_current(struct store *s, int64_t patient_id,
@@ -174,9 +181,17 @@ int	store_session_open(struct store *s, int64_t enrolment_id,
 int	store_session_close(struct store *s, int64_t id, const char *status,
 	    int64_t t);
 
+/* Answers. _insert adds one to the patient's ask_i; _last gives the id of
+ * the patient's last answer (0 if none), the ask_from of a questionnaire
+ * asked now; _since calls fn with each of the patient's answers after
+ * `after`, in the order given. */
 int	store_answer_insert(struct store *s, int64_t patient_id,
 	    int64_t enrolment_id, const char *questionnaire,
 	    const char *question, const char *value, int64_t t);
+int	store_answer_last(struct store *s, int64_t patient_id, int64_t *id);
+int	store_answer_since(struct store *s, int64_t patient_id, int64_t after,
+	    void (*fn)(void *ud, const char *question, const char *value),
+	    void *ud);
 
 /* Inbox: STORE_DUPLICATE if (adapter, external_id) was stored before. The
  * row is stored as "done": it is inserted in the transaction that handles

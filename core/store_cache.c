@@ -7,11 +7,12 @@
  * equal the database whenever it is used, so:
  *
  * - the two writers of those rows that events use (store_patient_update,
- *   store_enrolment_save) copy the columns they wrote into the entry;
+ *   store_enrolment_save) copy the columns they wrote into the entry, and
+ *   store_answer_insert counts the answer in the patient's ask_i;
  * - a new enrolment drops its patient's entry (their latest one changed);
- * - any other change to patients, enrolments or protocol_state, seen by
- *   SQLite's update hook, empties the cache, and so does every rollback
- *   that undoes anything (store_tx.c);
+ * - any other change to patients, answers, enrolments or protocol_state,
+ *   seen by SQLite's update hook, empties the cache, and so does every
+ *   rollback that undoes anything (store_tx.c);
  * - another connection's commit (PRAGMA data_version) empties it too.
  *
  * Entries are chained in two hash tables, by patient id and by adapter and
@@ -29,7 +30,7 @@
 #include "xmalloc.h"
 
 struct store_cent {
-	struct store_patient	 pt;		/* ask_a owned */
+	struct store_patient	 pt;
 	struct store_enrolment	 en;		/* state owned */
 	int			 has_en;
 	int			 live;
@@ -87,10 +88,8 @@ store_cache_clear(struct store *s)
 
 	if (c == NULL)
 		return;
-	for (i = 0; i < c->n; i++) {
-		free(c->v[i].pt.ask_a);
+	for (i = 0; i < c->n; i++)
 		free(c->v[i].en.state);
-	}
 	c->n = 0;
 	store_cache_empty_buckets(c);
 }
@@ -212,7 +211,6 @@ store_cache_out(const struct store_cent *ce, struct store_patient *p,
 	if (ce == NULL)
 		return 1;
 	*p = ce->pt;
-	p->ask_a = store_cache_dup(ce->pt.ask_a);
 	*has_en = ce->has_en;
 	*e = ce->en;
 	e->state = store_cache_dup(ce->en.state);
@@ -265,7 +263,6 @@ store_cache_put(struct store *s, const struct store_patient *p,
 	}
 	ce = &c->v[c->n];
 	ce->pt = *p;
-	ce->pt.ask_a = store_cache_dup(p->ask_a);
 	ce->has_en = has_en;
 	ce->en = *e;
 	ce->en.state = store_cache_dup(e->state);
@@ -288,9 +285,21 @@ store_cache_patient_written(struct store *s, const struct store_patient *p)
 	ce->pt.consent = p->consent;
 	ce->pt.unreachable = p->unreachable;
 	memcpy(ce->pt.ask_q, p->ask_q, sizeof ce->pt.ask_q);
-	ce->pt.ask_i = p->ask_i;
-	free(ce->pt.ask_a);
-	ce->pt.ask_a = store_cache_dup(p->ask_a);
+	ce->pt.ask_from = p->ask_from;
+	ce->pt.ask_i = p->ask_q[0] != '\0' ? p->ask_i : 0;
+}
+
+/* store_answer_insert() added an answer: one more after ask_from (it is
+ * the patient's newest), which counts while a questionnaire is open. */
+void
+store_cache_answered(struct store *s, int64_t patient_id)
+{
+	struct store_cent	*ce;
+
+	if (s->cache != NULL &&
+	    (ce = store_cache_by_id(s->cache, patient_id)) != NULL &&
+	    ce->pt.ask_q[0] != '\0')
+		ce->pt.ask_i++;
 }
 
 /* store_enrolment_save() wrote the row's columns (`row`) and the state
@@ -338,7 +347,7 @@ store_cache_forget(struct store *s, int64_t patient_id)
 /*
  * SQLite's update hook: a row of `table` changed. The writers above say
  * what they change (s->cache_known); anything else about patients, their
- * enrolments or states empties the cache.
+ * answers, enrolments or states empties the cache.
  */
 void
 store_cache_hook(void *ud, int op, const char *db, const char *table,
@@ -351,9 +360,10 @@ store_cache_hook(void *ud, int op, const char *db, const char *table,
 	(void)rowid;
 	/* Every row written comes here: the first letter rules out most. */
 	if (s->cache == NULL || s->cache_known ||
-	    (table[0] != 'p' && table[0] != 'e'))
+	    (table[0] != 'p' && table[0] != 'e' && table[0] != 'a'))
 		return;
 	if (strcmp(table, "patients") == 0 ||
+	    strcmp(table, "answers") == 0 ||
 	    strcmp(table, "enrolments") == 0 ||
 	    strcmp(table, "protocol_state") == 0)
 		store_cache_clear(s);

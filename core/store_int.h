@@ -24,7 +24,7 @@ enum store_sql {
 	SQL_ENROL_CURRENT, SQL_ENROL_GET, SQL_ENROL_INSERT, SQL_ENROL_UPDATE,
 	SQL_STATE_PUT,
 	SQL_SESSION_INSERT, SQL_SESSION_OPEN, SQL_SESSION_CLOSE,
-	SQL_ANSWER_INSERT,
+	SQL_ANSWER_INSERT, SQL_ANSWER_LAST, SQL_ANSWER_SINCE,
 	SQL_INBOX_INSERT, SQL_INBOX_CLOSE,
 	SQL_OUTBOX_INSERT, SQL_OUTBOX_INSERT_SENT, SQL_OUTBOX_NEXT,
 	SQL_OUTBOX_SENT, SQL_OUTBOX_RETRY, SQL_OUTBOX_DROP,
@@ -86,6 +86,7 @@ void	store_cache_patient_written(struct store *s,
 	    const struct store_patient *p);
 void	store_cache_enrolment_written(struct store *s,
 	    const struct store_enrolment *e, int row, int state);
+void	store_cache_answered(struct store *s, int64_t patient_id);
 void	store_cache_forget(struct store *s, int64_t patient_id);
 void	store_cache_clear(struct store *s);
 void	store_cache_free(struct store *s);

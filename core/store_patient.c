@@ -45,8 +45,8 @@ store_patient_read(sqlite3_stmt *st, struct store_patient *p)
 	p->consent = sqlite3_column_int(st, 6);
 	p->unreachable = sqlite3_column_int(st, 7);
 	store_copy(p->ask_q, sizeof p->ask_q, st, 8);
-	p->ask_i = sqlite3_column_int(st, 9);
-	p->ask_a = store_dup(st, 10);
+	p->ask_from = sqlite3_column_int64(st, 9);
+	p->ask_i = sqlite3_column_int(st, 10);
 	p->created_at = sqlite3_column_int64(st, 11);
 }
 
@@ -159,9 +159,8 @@ store_patient_insert(struct store *s, struct store_patient *p)
 	sqlite3_bind_int(st, 6, p->consent);
 	sqlite3_bind_int(st, 7, p->unreachable);
 	store_bind_text(st, 8, p->ask_q);
-	sqlite3_bind_int(st, 9, p->ask_i);
-	store_bind_text(st, 10, p->ask_a);
-	sqlite3_bind_int64(st, 11, p->created_at);
+	sqlite3_bind_int64(st, 9, p->ask_from);
+	sqlite3_bind_int64(st, 10, p->created_at);
 	/* A new row: nothing the cache holds changes. */
 	s->cache_known = 1;
 	rc = store_exec(s, st, "patient_insert");
@@ -187,21 +186,13 @@ store_patient_update(struct store *s, const struct store_patient *p)
 	sqlite3_bind_int(st, 5, p->consent);
 	sqlite3_bind_int(st, 6, p->unreachable);
 	store_bind_text(st, 7, p->ask_q);
-	sqlite3_bind_int(st, 8, p->ask_i);
-	store_bind_text(st, 9, p->ask_a);
+	sqlite3_bind_int64(st, 8, p->ask_from);
 	s->cache_known = 1;
 	rc = store_exec(s, st, "patient_update");
 	s->cache_known = 0;
 	if (rc == 0)
 		store_cache_patient_written(s, p);
 	return rc;
-}
-
-void
-store_patient_clear(struct store_patient *p)
-{
-	free(p->ask_a);
-	p->ask_a = NULL;
 }
 
 /* ---- enrolments --------------------------------------------------- */
@@ -403,6 +394,7 @@ store_answer_insert(struct store *s, int64_t patient_id, int64_t enrolment_id,
     int64_t t)
 {
 	sqlite3_stmt	*st = store_stmt(s, SQL_ANSWER_INSERT);
+	int		 rc;
 
 	if (st == NULL)
 		return -1;
@@ -412,7 +404,46 @@ store_answer_insert(struct store *s, int64_t patient_id, int64_t enrolment_id,
 	store_bind_text(st, 4, question);
 	store_bind_text(st, 5, value);
 	sqlite3_bind_int64(st, 6, t);
-	return store_exec(s, st, "answer_insert");
+	s->cache_known = 1;
+	rc = store_exec(s, st, "answer_insert");
+	s->cache_known = 0;
+	if (rc == 0)
+		store_cache_answered(s, patient_id);
+	return rc;
+}
+
+int
+store_answer_last(struct store *s, int64_t patient_id, int64_t *id)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_ANSWER_LAST);
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, patient_id);
+	if ((rc = store_row(s, st, "answer_last")) != 0)
+		return rc == STORE_NOTFOUND ? -1 : rc;
+	*id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_answer_since(struct store *s, int64_t patient_id, int64_t after,
+    void (*fn)(void *ud, const char *question, const char *value), void *ud)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_ANSWER_SINCE);
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, patient_id);
+	sqlite3_bind_int64(st, 2, after);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(ud, (const char *)sqlite3_column_text(st, 0),
+		    (const char *)sqlite3_column_text(st, 1));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : store_fail(s, "answer_since");
 }
 
 /* ---- chats that move --------------------------------------------- */

@@ -138,6 +138,18 @@ static const char *store_migrations[] = {
 	"  key TEXT PRIMARY KEY,"
 	"  value TEXT NOT NULL,"
 	"  updated_at INTEGER NOT NULL);",
+	/* 6: the questionnaire in progress is read from the answers table:
+	 * its answers are the patient's after ask_from (their last answer
+	 * when it was asked), so an answer is one row written, not also the
+	 * patient's row rewritten with the answers so far (ask_i, ask_a).
+	 * An open questionnaire's answers are the patient's last ask_i. */
+	"ALTER TABLE patients ADD COLUMN ask_from INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE patients SET ask_from = coalesce((SELECT max(a.id)"
+	"  FROM answers a WHERE a.patient_id = patients.id AND"
+	"  (SELECT count(*) FROM answers b WHERE b.patient_id = a.patient_id"
+	"  AND b.id > a.id) >= patients.ask_i), 0) WHERE ask_q <> '';"
+	"ALTER TABLE patients DROP COLUMN ask_i;"
+	"ALTER TABLE patients DROP COLUMN ask_a;",
 };
 #define STORE_NMIGRATIONS \
 	((int)(sizeof store_migrations / sizeof store_migrations[0]))

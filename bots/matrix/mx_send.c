@@ -405,7 +405,6 @@ mx_forbidden(struct matrix *m, const struct store_out *row)
 		p.unreachable = 1;
 		store_patient_update(st, &p);
 	}
-	store_patient_clear(&p);
 	store_outbox_drop(st, row->id, clock_now(), "forbidden");
 }
 

@@ -506,7 +506,6 @@ tg_blocked(struct telegram *t, const struct store_out *row)
 		p.unreachable = 1;
 		store_patient_update(st, &p);
 	}
-	store_patient_clear(&p);
 }
 
 /* The chat became a supergroup: the row (and the chat's other rows, and

@@ -238,7 +238,6 @@ test_enrol(void)
 	CHECK_INT(store_patient_find(w.st, AD, "1", &p), 0);
 	CHECK_STR(p.ask_q, "setup");
 	CHECK_INT(p.ask_i, 0);
-	store_patient_clear(&p);
 	CHECK_INT(store_enrolment_current(w.st, p.id, &en), 0);
 	CHECK_STR(en.status, ENROL_SETUP);
 	CHECK_STR(en.protocol, "mini");
@@ -280,7 +279,6 @@ test_enrol(void)
 	CHECK_INT(due, j.due_at);
 	CHECK_INT(store_job_count(w.st, &n), 0);
 	CHECK_INT(n, 1);
-	store_patient_clear(&p);
 	store_enrolment_clear(&en);
 
 	/* Nothing due yet; then the session. */
@@ -396,7 +394,6 @@ test_answer_text(void)
 	CHECK_INT(engine_answer_text(w.e, AD, "1", "a:x:1:", &text), -1);
 	CHECK_INT(engine_answer_text(w.e, AD, "1", "a::", &text), -1);
 	CHECK_INT(engine_answer_text(w.e, AD, "1", "a:x:one:yes", &text), -1);
-	store_patient_clear(&p);
 	world_close(&w);
 }
 
@@ -436,7 +433,6 @@ test_handler_error(void)
 	CHECK_STR(en.state, "{\"last\":\"fine\"}");
 	CHECK_STR(en.status, ENROL_ACTIVE);
 	store_enrolment_clear(&en);
-	store_patient_clear(&p);
 	CHECK_INT(engine_stats(w.e)->lua_errors, 1);
 
 	/* The inbox keeps the message, marked failed with the cause. */
@@ -458,7 +454,6 @@ test_handler_error(void)
 	CHECK_INT(store_enrolment_current(w.st, p.id, &en), 0);
 	CHECK_STR(en.status, ENROL_ACTIVE);
 	store_enrolment_clear(&en);
-	store_patient_clear(&p);
 	CHECK_INT(engine_inbound(w.e, AD, "2", "ok-2", "fine too", T0 + 300),
 	    0);
 	CHECK_INT(engine_inbound(w.e, AD, "1", "ok-3", "better", T0 + 300), 0);
@@ -588,7 +583,6 @@ test_min_interval(void)
 	CHECK_INT(store_job_pending(w.st, en.id, "missed", &j),
 	    STORE_NOTFOUND);
 	store_enrolment_clear(&en);
-	store_patient_clear(&p);
 
 	/* Nothing runs before then. */
 	CHECK_INT(engine_run_due(w.e, done_at + 47 * HOUR), 0);

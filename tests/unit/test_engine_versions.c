@@ -181,7 +181,6 @@ version_of(struct world *w, const char *chat)
 		v = en.version;
 		store_enrolment_clear(&en);
 	}
-	store_patient_clear(&p);
 	return v;
 }
 
@@ -433,10 +432,13 @@ test_migration(void)
 	enrol(&w, "a", T0);
 	world_close(&w);
 	/* As schema 1 left it (3 added invites and enrolments.invite, 4
-	 * outbox.failed). */
+	 * outbox.failed, 5 kv, 6 patients.ask_from for ask_i and ask_a). */
 	CHECK_INT(raw_exec(db, "DROP TABLE protocol_versions; "
 	    "DROP TABLE invites; ALTER TABLE enrolments DROP COLUMN invite; "
 	    "ALTER TABLE outbox DROP COLUMN failed; DROP TABLE kv; "
+	    "ALTER TABLE patients DROP COLUMN ask_from; "
+	    "ALTER TABLE patients ADD COLUMN ask_i INTEGER NOT NULL DEFAULT 0;"
+	    "ALTER TABLE patients ADD COLUMN ask_a TEXT; "
 	    "PRAGMA user_version = 1;"), 0);
 	CHECK_INT(raw_int(db, "PRAGMA user_version"), 1);
 

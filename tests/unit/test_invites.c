@@ -190,7 +190,6 @@ course_of(struct world *w, const char *chat, char *buf, size_t size)
 		snprintf(buf, size, "%s", e.protocol);
 		store_enrolment_clear(&e);
 	}
-	store_patient_clear(&p);
 }
 
 /* ---- tests ------------------------------------------------------------ */

@@ -99,7 +99,6 @@ test_file_reopen(void)
 	CHECK_INT(store_patient_find(s, "console", "c1", &q), 0);
 	CHECK_INT(q.id, p.id);
 	CHECK_STR(q.tz, "Europe/Berlin");
-	store_patient_clear(&q);
 	store_close(s);
 
 	/* WAL on file databases; the mode is persistent, so a plain
@@ -117,6 +116,82 @@ test_file_reopen(void)
 		sqlite3_finalize(st);
 		sqlite3_close(db);
 	}
+	db_unlink(path);
+}
+
+/* Appends question=value; to the 256-byte buffer `ud`. */
+static void
+collect(void *ud, const char *question, const char *value)
+{
+	char	*buf = ud;
+	size_t	 n = strlen(buf);
+
+	snprintf(buf + n, 256 - n, "%s=%s;", question, value);
+}
+
+/* Schema 6 reads a questionnaire's answers from `answers`: patients who
+ * were half way through one under schema 5 (ask_i answers given, kept in
+ * ask_a) go on from where they were. */
+static void
+test_migration_6(void)
+{
+	struct store		*s = NULL;
+	struct store_patient	 p;
+	char			 path[128], got[256], *cause = NULL;
+	const char		*want[] = {
+		"soreness=3;redness=no;",	/* 2 of a round after others */
+		"",				/* none open */
+		"",				/* just asked */
+		"pain=1;",			/* all their answers */
+		"",				/* asked, never answered */
+	};
+	int			 asked[] = { 2, 0, 0, 1, 0 }, i;
+
+	path_in_dir(path, sizeof path, "v5.db");
+	CHECK_INT(store_open(&s, path, &cause), 0);
+	if (s == NULL)
+		return;
+	store_close(s);
+	CHECK_INT(raw_exec(path,
+	    "ALTER TABLE patients DROP COLUMN ask_from;"
+	    "ALTER TABLE patients ADD COLUMN ask_i INTEGER NOT NULL DEFAULT 0;"
+	    "ALTER TABLE patients ADD COLUMN ask_a TEXT;"
+	    "INSERT INTO patients (id, adapter, chat, tz, remind_min, lang,"
+	    " ask_q, ask_i, ask_a, created_at) VALUES"
+	    " (1, 'console', 'c1', 'UTC', 0, 'en', 'checkin', 2,"
+	    "  '{\"soreness\":3,\"redness\":false}', 1),"
+	    " (2, 'console', 'c2', 'UTC', 0, 'en', '', 0, NULL, 1),"
+	    " (3, 'console', 'c3', 'UTC', 0, 'en', 'checkin', 0, '{}', 1),"
+	    " (4, 'console', 'c4', 'UTC', 0, 'en', 'checkin', 1,"
+	    "  '{\"pain\":1}', 1),"
+	    " (5, 'console', 'c5', 'UTC', 0, 'en', 'checkin', 0, '{}', 1);"
+	    "INSERT INTO answers (patient_id, enrolment_id, questionnaire,"
+	    " question, value, answered_at) VALUES"
+	    " (1, 0, 'setup', 'consent', 'yes', 1),"
+	    " (2, 0, 'setup', 'consent', 'yes', 1),"
+	    " (1, 0, 'checkin', 'soreness', '5', 2),"
+	    " (3, 0, 'setup', 'consent', 'yes', 2),"
+	    " (1, 0, 'checkin', 'soreness', '3', 3),"
+	    " (4, 0, 'checkin', 'pain', '1', 3),"
+	    " (1, 0, 'checkin', 'redness', 'no', 4);"
+	    "PRAGMA user_version = 5;"), 0);
+	s = NULL;
+	CHECK_INT(store_open(&s, path, &cause), 0);
+	if (s == NULL)
+		return;
+	CHECK_INT(store_schema_version(s), SCHEMA_LATEST);
+	for (i = 0; i < 5; i++) {
+		got[0] = '\0';
+		CHECK_INT(store_patient_get(s, i + 1, &p), 0);
+		CHECK_INT(p.ask_i, asked[i]);
+		if (p.ask_q[0] != '\0')
+			CHECK_INT(store_answer_since(s, p.id, p.ask_from, collect,
+			    got), 0);
+		CHECK_STR(got, want[i]);
+	}
+	store_close(s);
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM pragma_table_info("
+	    "'patients') WHERE name IN ('ask_i', 'ask_a')"), 0);
 	db_unlink(path);
 }
 
@@ -175,31 +250,24 @@ test_patient(void)
 	CHECK_STR(q.chat, "42");
 	CHECK_INT(q.remind_min, 18 * 60);
 	CHECK_STR(q.ask_q, "");
-	CHECK(q.ask_a == NULL);
+	CHECK_INT(q.ask_from, 0);
+	CHECK_INT(q.ask_i, 0);
 	CHECK_INT(q.created_at, 1000);
 
 	snprintf(q.tz, sizeof q.tz, "America/New_York");
-	snprintf(q.ask_q, sizeof q.ask_q, "checkin");
-	q.ask_i = 2;
-	q.ask_a = strdup("{\"soreness\":3}");
 	q.consent = 1;
 	q.unreachable = 1;
 	q.remind_min = 7 * 60 + 30;
 	snprintf(q.lang, sizeof q.lang, "de");
 	CHECK_INT(store_patient_update(s, &q), 0);
-	store_patient_clear(&q);
-	CHECK(q.ask_a == NULL);
 
 	CHECK_INT(store_patient_find(s, "console", "42", &r), 0);
 	CHECK_STR(r.tz, "America/New_York");
-	CHECK_STR(r.ask_q, "checkin");
-	CHECK_INT(r.ask_i, 2);
-	CHECK_STR(r.ask_a, "{\"soreness\":3}");
+	CHECK_STR(r.ask_q, "");
 	CHECK_INT(r.consent, 1);
 	CHECK_INT(r.unreachable, 1);
 	CHECK_INT(r.remind_min, 450);
 	CHECK_STR(r.lang, "de");
-	store_patient_clear(&r);
 
 	/* (adapter, chat) is unique. */
 	memset(&q, 0, sizeof q);
@@ -428,6 +496,54 @@ test_outbox(void)
 	CHECK_INT(store_outbox_next(s, "console", 1000, &o), STORE_NOTFOUND);
 	CHECK_INT(store_outbox_depth(s, &n), 0);
 	CHECK_INT(n, 0);
+	store_close(s);
+}
+
+/* The questionnaire in progress: its answers are the patient's after
+ * ask_from, and ask_i counts them while one is open. */
+static void
+test_patient_asking(void)
+{
+	struct store		*s = open_mem();
+	struct store_patient	 p, o, r;
+	char			 got[256] = "";
+
+	new_patient(s, &p, "42");
+	new_patient(s, &o, "43");
+	CHECK_INT(store_answer_last(s, p.id, &p.ask_from), 0);
+	CHECK_INT(p.ask_from, 0);
+	CHECK_INT(store_answer_insert(s, p.id, 0, "setup", "consent", "yes",
+	    1001), 0);
+	CHECK_INT(store_answer_last(s, p.id, &p.ask_from), 0);
+	CHECK(p.ask_from > 0);
+	snprintf(p.ask_q, sizeof p.ask_q, "checkin");
+	CHECK_INT(store_patient_update(s, &p), 0);
+	CHECK_INT(store_patient_get(s, p.id, &r), 0);
+	CHECK_INT(r.ask_i, 0);
+	CHECK_INT(r.ask_from, p.ask_from);
+
+	CHECK_INT(store_answer_insert(s, p.id, 1, "checkin", "soreness", "3",
+	    1002), 0);
+	CHECK_INT(store_answer_insert(s, o.id, 1, "checkin", "soreness", "9",
+	    1002), 0);
+	CHECK_INT(store_answer_insert(s, p.id, 1, "checkin", "redness", "no",
+	    1003), 0);
+	CHECK_INT(store_patient_find(s, "console", "42", &r), 0);
+	CHECK_STR(r.ask_q, "checkin");
+	CHECK_INT(r.ask_i, 2);
+	CHECK_INT(store_patient_get(s, o.id, &r), 0);
+	CHECK_INT(r.ask_i, 0);			/* none open */
+	CHECK_INT(store_answer_since(s, p.id, p.ask_from, collect, got), 0);
+	CHECK_STR(got, "soreness=3;redness=no;");
+	got[0] = '\0';
+	CHECK_INT(store_answer_since(s, p.id, 0, collect, got), 0);
+	CHECK_STR(got, "consent=yes;soreness=3;redness=no;");
+
+	/* Closed: nothing is in progress, whatever ask_from says. */
+	p.ask_q[0] = '\0';
+	CHECK_INT(store_patient_update(s, &p), 0);
+	CHECK_INT(store_patient_get(s, p.id, &r), 0);
+	CHECK_INT(r.ask_i, 0);
 	store_close(s);
 }
 
@@ -709,9 +825,11 @@ main(void)
 	}
 	TEST(test_fresh_memory);
 	TEST(test_file_reopen);
+	TEST(test_migration_6);
 	TEST(test_newer_refused);
 	TEST(test_open_fails);
 	TEST(test_patient);
+	TEST(test_patient_asking);
 	TEST(test_enrolment);
 	TEST(test_sessions);
 	TEST(test_inbox_dedupe);

@@ -73,15 +73,14 @@ show(struct store *s, int n, int how, char *buf, size_t size)
 		snprintf(buf, size, "rc=%d", rc);
 		return;
 	}
-	snprintf(buf, size, "%lld %s %s %s %d %s %d %d %s %d %s | %d %lld %s "
+	snprintf(buf, size, "%lld %s %s %s %d %s %d %d %s %lld %d | %d %lld %s "
 	    "%d %s %d %d %lld %lld %lld %s", (long long)p.id, p.adapter,
 	    p.chat, p.tz, p.remind_min, p.lang, p.consent, p.unreachable,
-	    p.ask_q, p.ask_i, p.ask_a ? p.ask_a : "(null)", has_en,
+	    p.ask_q, (long long)p.ask_from, p.ask_i, has_en,
 	    (long long)e.id, e.protocol, e.version, e.status, e.pressure,
 	    e.sessions_done, (long long)e.enrolled_at,
 	    (long long)e.last_session_at, (long long)e.ended_at,
 	    e.state ? e.state : "(null)");
-	store_patient_clear(&p);
 	store_enrolment_clear(&e);
 }
 
@@ -143,11 +142,17 @@ change(struct store *s, int op, int n, int v)
 	}
 	switch (op) {
 	case 0:
+		/* As the engine asks: a questionnaire closed, or asked anew
+		 * after the patient's last answer, or left open. */
 		p.remind_min = v;
-		p.ask_i = v % 5;
-		snprintf(p.ask_q, sizeof p.ask_q, "%s", v % 2 ? "checkin" : "");
-		free(p.ask_a);
-		p.ask_a = v % 3 ? NULL : strdup("{\"pain\":\"2\"}");
+		if (v % 2 == 0) {
+			p.ask_q[0] = '\0';
+			p.ask_i = 0;
+		} else if (p.ask_q[0] == '\0' || v % 3 == 0) {
+			snprintf(p.ask_q, sizeof p.ask_q, "checkin");
+			CHECK_INT(store_answer_last(s, p.id, &p.ask_from), 0);
+			p.ask_i = 0;
+		}
 		CHECK_INT(store_patient_update(s, &p), 0);
 		break;
 	case 1:
@@ -193,6 +198,11 @@ change(struct store *s, int op, int n, int v)
 			CHECK_INT(store_enrolment_set_invite(s, e.id, v % 2 ?
 			    "code" : NULL), 0);
 		break;
+	case 7:
+		/* An answer; now and then for nobody, and it fails. */
+		store_answer_insert(s, v % 11 == 0 ? 9999 : p.id,
+		    has_en ? e.id : 0, "checkin", "pain", "2", v);
+		break;
 	case 6:
 		/* Rarely: the patient goes, and comes back new. */
 		if (v % 8 == 0) {
@@ -202,7 +212,6 @@ change(struct store *s, int op, int n, int v)
 		}
 		break;
 	}
-	store_patient_clear(&p);
 	store_enrolment_clear(&e);
 }
 
@@ -266,7 +275,7 @@ test_cache_reads_as_the_database(void)
 		if ((a = roll(8)) <= 2) {
 			tx_step(s, stack, &depth, &batch, a);
 		} else {
-			op = roll(7);
+			op = roll(8);
 			n = 1 + roll(NPATIENTS);
 			v = roll(1000);
 			for (i = 0; i < 2; i++) {
