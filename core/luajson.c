@@ -324,10 +324,12 @@ static void	luajson_put_string(struct luajson_buf *, const char *);
 static void	luajson_put_number(struct luajson_buf *, double);
 
 /*
- * Lua values are printed straight into text, byte for byte what building a
- * cJSON tree and printing it gave (luajson_print): in the order lua_next
- * gives, numbers and strings by the same functions. Every handler call
- * saves its state this way.
+ * Lua values are printed straight into text, as building a cJSON tree and
+ * printing it would (luajson_print), numbers and strings by the same
+ * functions. An object's keys are printed sorted: lua_next's order depends
+ * on how the table grew and on Lua's hash seed, which differs from process
+ * to process, and the engine writes a state back only when its text
+ * changed. Every handler call saves its state this way.
  */
 struct luajson_enc {
 	lua_State		*L;
@@ -377,34 +379,90 @@ luajson_array(struct luajson_enc *e, int idx, lua_Integer n, int depth)
 	return 0;
 }
 
-static int
-luajson_object(struct luajson_enc *e, int idx, int depth)
-{
-	lua_State	*L = e->L;
-	int		 first = 1;
+struct luajson_key {
+	const char	*s;
+	size_t		 len;
+	int		 value;		/* stack index */
+};
 
-	luajson_put(e->b, "{", 1);
+static int
+luajson_key_cmp(const void *a, const void *b)
+{
+	const struct luajson_key	*x = a, *y = b;
+	size_t				 n = x->len < y->len ? x->len : y->len;
+	int				 c = memcmp(x->s, y->s, n);
+
+	if (c != 0)
+		return c;
+	return (x->len > y->len) - (x->len < y->len);
+}
+
+/*
+ * Leaves the table's keys and values on the stack as pairs from `base` up,
+ * and above them a userdata array of the keys, sorted, each with its
+ * value's stack index (a userdata, so a memory error raised on the way
+ * leaks nothing); *n gets how many. -1 if a key is not a string.
+ */
+static int
+luajson_keys(struct luajson_enc *e, int idx, int base, size_t *n)
+{
+	lua_State		*L = e->L;
+	struct luajson_key	*k;
+	size_t			 i;
+
+	*n = 0;
 	lua_pushnil(L);
 	while (lua_next(L, idx) != 0) {
 		if (lua_type(L, -2) != LUA_TSTRING) {
 			e->cause = xasprintf("state keys must be strings or "
 			    "1..n (found a %s key)", luaL_typename(L, -2));
-			lua_pop(L, 2);
 			return -1;
 		}
-		if (!first)
+		/* key value -> key value key: the copy and the value stay,
+		 * the key goes on to lua_next. */
+		if (!lua_checkstack(L, 3)) {
+			e->cause = xstrdup("out of Lua stack while saving "
+			    "state");
+			return -1;
+		}
+		lua_pushvalue(L, -2);
+		lua_rotate(L, -3, 1);
+		lua_rotate(L, -2, 1);
+		(*n)++;
+	}
+	k = lua_newuserdatauv(L, *n * sizeof *k + 1, 0);
+	for (i = 0; i < *n; i++) {
+		k[i].s = lua_tolstring(L, base + 2 * (int)i, &k[i].len);
+		k[i].value = base + 2 * (int)i + 1;
+	}
+	qsort(k, *n, sizeof *k, luajson_key_cmp);
+	return 0;
+}
+
+static int
+luajson_object(struct luajson_enc *e, int idx, int depth)
+{
+	lua_State		*L = e->L;
+	struct luajson_key	*k;
+	size_t			 i, n;
+	int			 base = lua_gettop(L) + 1, rc = 0;
+
+	if (luajson_keys(e, idx, base, &n) != 0) {
+		lua_settop(L, base - 1);
+		return -1;
+	}
+	k = lua_touserdata(L, -1);
+	luajson_put(e->b, "{", 1);
+	for (i = 0; i < n && rc == 0; i++) {
+		if (i > 0)
 			luajson_put(e->b, ",", 1);
-		first = 0;
-		luajson_put_string(e->b, lua_tostring(L, -2));
+		luajson_put_string(e->b, k[i].s);
 		luajson_put(e->b, ":", 1);
-		if (luajson_value(e, lua_gettop(L), depth + 1) != 0) {
-			lua_pop(L, 2);
-			return -1;
-		}
-		lua_pop(L, 1);
+		rc = luajson_value(e, k[i].value, depth + 1);
 	}
 	luajson_put(e->b, "}", 1);
-	return 0;
+	lua_settop(L, base - 1);
+	return rc;
 }
 
 static int

@@ -85,6 +85,33 @@ test_encode(void)
 	CHECK_INT(lua_gettop(L), top);
 }
 
+/* Keys print sorted (bytewise, a prefix first), at every level, however
+ * the table was built: the same state is the same text. */
+static void
+test_encode_sorted(void)
+{
+	const char	*want = "{\"\":0,\"a\":{\"x\":1,\"y\":2},\"ab\":3,"
+			    "\"b\":[{\"p\":1,\"q\":2}],\"z\":true}";
+	char		 many[4096];
+	size_t		 n = 0;
+	int		 top = lua_gettop(L), k;
+
+	ENC_OK("{ z = true, b = { { q = 2, p = 1 } }, ab = 3, a = { y = 2, "
+	    "x = 1 }, [\"\"] = 0 }", want);
+	ENC_OK("(function() local t = {} for i = 1, 40 do t['k' .. i] = i end "
+	    "for i = 1, 40 do t['k' .. i] = nil end t.ab = 3 t.z = true "
+	    "t.a = { x = 1, y = 2 } t[''] = 0 t.b = { { p = 1, q = 2 } } "
+	    "return t end)()", want);
+	for (k = 1; k <= 200; k++)
+		n += (size_t)snprintf(many + n, sizeof many - n, "%c\"%03d\":%d",
+		    k == 1 ? '{' : ',', k, 201 - k);
+	snprintf(many + n, sizeof many - n, "}");
+	ENC_OK("(function() local t = {} for i = 1, 200 do "
+	    "t[string.format('%03d', 201 - i)] = i end return t end)()",
+	    many);
+	CHECK_INT(lua_gettop(L), top);
+}
+
 static void
 test_encode_refused(void)
 {
@@ -245,6 +272,7 @@ main(void)
 	L = luaL_newstate();
 	luaL_openlibs(L);
 	TEST(test_encode);
+	TEST(test_encode_sorted);
 	TEST(test_encode_refused);
 	TEST(test_push_roundtrip);
 	TEST(test_push_text);
