@@ -588,15 +588,19 @@ static void
 luajson_put_string(struct luajson_buf *b, const char *s)
 {
 	static const char	 hex[] = "0123456789abcdef";
-	const unsigned char	*p;
+	const unsigned char	*p, *q;
 	char			 esc[6];
 
 	luajson_put(b, "\"", 1);
 	for (p = (const unsigned char *)(s != NULL ? s : ""); *p != '\0'; p++) {
-		if (*p >= 32 && *p != '"' && *p != '\\') {
-			luajson_reserve(b, 1);
-			b->p[b->n++] = (char)*p;
-			continue;
+		/* A run of characters that print as they are, in one go. */
+		for (q = p; *q >= 32 && *q != '"' && *q != '\\'; q++)
+			;
+		if (q > p) {
+			luajson_put(b, (const char *)p, (size_t)(q - p));
+			if (*q == '\0')
+				break;
+			p = q;
 		}
 		esc[0] = '\\';
 		switch (*p) {

@@ -73,6 +73,10 @@ test_encode(void)
 	ENC_OK("{ a = 1 }", "{\"a\":1}");
 	ENC_OK("{ 1, 2, 3 }", "[1,2,3]");
 	ENC_OK("{ s = \"x\\\"y\" }", "{\"s\":\"x\\\"y\"}");
+	/* Escapes between runs of plain text; UTF-8 as it is. */
+	ENC_OK("{ s = \"a\\n\\1b\\\"c\\\\d\\xc3\\xa9e\\t\" }",
+	    "{\"s\":\"a\\n\\u0001b\\\"c\\\\d\xc3\xa9" "e\\t\"}");
+	ENC_OK("{ s = \"\\\"\\\"\" }", "{\"s\":\"\\\"\\\"\"}");
 	ENC_OK("{ t = true }", "{\"t\":true}");
 	ENC_OK("{ f = false }", "{\"f\":false}");
 	ENC_OK("{ n = 2.5 }", "{\"n\":2.5}");
