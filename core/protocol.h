@@ -97,7 +97,7 @@ struct protocol {
 
 	struct sandbox	*sb;
 	int		 ref;		/* registry ref to the protocol table */
-	int		 ctx_funcs;	/* registry ref to ctx's functions, made at
+	int		 ctx_funcs;	/* registry ref to ctx's metatable, made at
 					 * the first call (protocol_ctx.c); 0 */
 	struct proto_call *call;	/* the call in progress, if any */
 };

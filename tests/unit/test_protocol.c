@@ -91,6 +91,10 @@ static const char *valid =
     "          tz = ctx.timezone, lang = ctx.language,"
     " done = ctx.sessions_done, days = ctx.course_days,\n"
     "          hours = ctx.hours_since_session, ev = ev.name }\n"
+    "      elseif t == \"meta\" then\n"
+    "        ctx.state.mt = getmetatable(ctx)\n"
+    "        ctx.state.set = pcall(setmetatable, ctx, {})\n"
+    "        ctx.schedule = function() end\n"
     "      elseif t == \"count\" then\n"
     "        ctx.state.count = (ctx.state.count or 0) + 1\n"
     "        ctx.state.list = ctx.state.list or {}\n"
@@ -720,6 +724,15 @@ test_call_ctx(void)
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(seen, "ev")),
 	    "message");
 	cJSON_Delete(j);
+	proto_result_clear(&res);
+
+	/* ctx's functions come from a locked metatable: a handler cannot
+	 * change it, and what it does to its ctx is gone by the next call. */
+	CHECK_INT(call_msg(p, "meta", &res, &cause), 0);
+	CHECK_STR(res.state, "{\"mt\":\"locked\",\"set\":false}");
+	proto_result_clear(&res);
+	CHECK_INT(call_msg(p, "schedule", &res, &cause), 0);
+	CHECK_INT(res.n, 1);
 	proto_result_clear(&res);
 	proto_free(p);
 }
