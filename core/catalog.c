@@ -224,7 +224,7 @@ char *
 catalog_render_json(const char *tmpl, const cJSON *json)
 {
 	size_t		 cap, n = 0, len, k;
-	char		*out, name[64], num[32], one[2] = "";
+	char		*out, name[64], num[32];
 	const char	*p, *end, *v;
 
 	if (json == NULL || strchr(tmpl, '{') == NULL)
@@ -239,13 +239,15 @@ catalog_render_json(const char *tmpl, const cJSON *json)
 			name[k] = '\0';
 			v = catalog_param(json, name, num, sizeof num);
 		}
-		if (v != NULL)
+		if (v != NULL) {
 			p = end;
-		else {
-			one[0] = *p;
-			v = one;
+			len = strlen(v);
+		} else {
+			/* Up to the next '{' as it is, in one go. */
+			v = p;
+			len = 1 + strcspn(p + 1, "{");
+			p += len - 1;
 		}
-		len = strlen(v);
 		if (n + len + 1 > cap)
 			out = xrealloc(out, cap = (n + len + 1) * 2);
 		memcpy(out + n, v, len);

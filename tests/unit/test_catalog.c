@@ -161,6 +161,7 @@ test_render(void)
 	RENDER("Hi {name}", "not json", "Hi {name}");
 	RENDER("{} and { and }", "{\"\":\"x\"}", "{} and { and }");
 	RENDER("{obj}", "{\"obj\":{\"a\":1}}", "{obj}");
+	RENDER("{{a}} {a", "{\"a\":\"x\"}", "{x} {a");
 	/* A value that looks like a parameter is not expanded again. */
 	RENDER("{a}", "{\"a\":\"{b}\",\"b\":\"no\"}", "{b}");
 	/* Values longer than the template grow the buffer. */
