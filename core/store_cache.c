@@ -32,6 +32,11 @@
 struct store_cent {
 	struct store_patient	 pt;
 	struct store_enrolment	 en;		/* state owned */
+	/* The answers of the questionnaire in progress, "question\0value\0"
+	 * each (owned), when known: from its asking, seen by this cache. */
+	char			*asked;
+	size_t			 asked_len;
+	int			 asked_known;
 	int			 has_en;
 	int			 live;
 	int32_t			 next_id;	/* chains; -1 ends */
@@ -88,8 +93,10 @@ store_cache_clear(struct store *s)
 
 	if (c == NULL)
 		return;
-	for (i = 0; i < c->n; i++)
+	for (i = 0; i < c->n; i++) {
 		free(c->v[i].en.state);
+		free(c->v[i].asked);
+	}
 	c->n = 0;
 	store_cache_empty_buckets(c);
 }
@@ -263,6 +270,9 @@ store_cache_put(struct store *s, const struct store_patient *p,
 	}
 	ce = &c->v[c->n];
 	ce->pt = *p;
+	ce->asked = NULL;
+	ce->asked_len = 0;
+	ce->asked_known = p->ask_q[0] == '\0';
 	ce->has_en = has_en;
 	ce->en = *e;
 	ce->en.state = store_cache_dup(e->state);
@@ -284,6 +294,12 @@ store_cache_patient_written(struct store *s, const struct store_patient *p)
 	memcpy(ce->pt.lang, p->lang, sizeof ce->pt.lang);
 	ce->pt.consent = p->consent;
 	ce->pt.unreachable = p->unreachable;
+	if (strcmp(ce->pt.ask_q, p->ask_q) != 0 ||
+	    ce->pt.ask_from != p->ask_from) {
+		/* Asked anew (or closed): nothing answered yet. */
+		ce->asked_len = 0;
+		ce->asked_known = p->ask_q[0] == '\0' || p->ask_i == 0;
+	}
 	memcpy(ce->pt.ask_q, p->ask_q, sizeof ce->pt.ask_q);
 	ce->pt.ask_from = p->ask_from;
 	ce->pt.ask_i = p->ask_q[0] != '\0' ? p->ask_i : 0;
@@ -292,14 +308,49 @@ store_cache_patient_written(struct store *s, const struct store_patient *p)
 /* store_answer_insert() added an answer: one more after ask_from (it is
  * the patient's newest), which counts while a questionnaire is open. */
 void
-store_cache_answered(struct store *s, int64_t patient_id)
+store_cache_answered(struct store *s, int64_t patient_id,
+    const char *question, const char *value)
 {
 	struct store_cent	*ce;
+	size_t			 nq, nv;
 
-	if (s->cache != NULL &&
-	    (ce = store_cache_by_id(s->cache, patient_id)) != NULL &&
-	    ce->pt.ask_q[0] != '\0')
-		ce->pt.ask_i++;
+	if (s->cache == NULL ||
+	    (ce = store_cache_by_id(s->cache, patient_id)) == NULL ||
+	    ce->pt.ask_q[0] == '\0')
+		return;
+	ce->pt.ask_i++;
+	if (!ce->asked_known)
+		return;
+	nq = strlen(question) + 1;
+	nv = strlen(value) + 1;
+	ce->asked = xrealloc(ce->asked, ce->asked_len + nq + nv);
+	memcpy(ce->asked + ce->asked_len, question, nq);
+	memcpy(ce->asked + ce->asked_len + nq, value, nv);
+	ce->asked_len += nq + nv;
+}
+
+/* store_answer_since() for the questionnaire in progress, if the cache
+ * knows its answers: 0, or 1 to ask the database. */
+int
+store_cache_since(struct store *s, int64_t patient_id, int64_t after,
+    void (*fn)(void *, const char *, const char *), void *ud)
+{
+	struct store_cent	*ce;
+	const char		*q, *v;
+	size_t			 i = 0;
+
+	if (s->cache == NULL ||
+	    (ce = store_cache_by_id(s->cache, patient_id)) == NULL ||
+	    !ce->asked_known || ce->pt.ask_q[0] == '\0' ||
+	    ce->pt.ask_from != after)
+		return 1;
+	while (i < ce->asked_len) {
+		q = ce->asked + i;
+		v = q + strlen(q) + 1;
+		fn(ud, q, v);
+		i = (size_t)(v - ce->asked) + strlen(v) + 1;
+	}
+	return 0;
 }
 
 /* store_enrolment_save() wrote the row's columns (`row`) and the state

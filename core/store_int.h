@@ -86,7 +86,10 @@ void	store_cache_patient_written(struct store *s,
 	    const struct store_patient *p);
 void	store_cache_enrolment_written(struct store *s,
 	    const struct store_enrolment *e, int row, int state);
-void	store_cache_answered(struct store *s, int64_t patient_id);
+void	store_cache_answered(struct store *s, int64_t patient_id,
+	    const char *question, const char *value);
+int	store_cache_since(struct store *s, int64_t patient_id, int64_t after,
+	    void (*fn)(void *, const char *, const char *), void *ud);
 void	store_cache_forget(struct store *s, int64_t patient_id);
 void	store_cache_clear(struct store *s);
 void	store_cache_free(struct store *s);

@@ -408,7 +408,7 @@ store_answer_insert(struct store *s, int64_t patient_id, int64_t enrolment_id,
 	rc = store_exec(s, st, "answer_insert");
 	s->cache_known = 0;
 	if (rc == 0)
-		store_cache_answered(s, patient_id);
+		store_cache_answered(s, patient_id, question, value);
 	return rc;
 }
 
@@ -432,10 +432,12 @@ int
 store_answer_since(struct store *s, int64_t patient_id, int64_t after,
     void (*fn)(void *ud, const char *question, const char *value), void *ud)
 {
-	sqlite3_stmt	*st = store_stmt(s, SQL_ANSWER_SINCE);
+	sqlite3_stmt	*st;
 	int		 rc;
 
-	if (st == NULL)
+	if (store_cache_since(s, patient_id, after, fn, ud) == 0)
+		return 0;
+	if ((st = store_stmt(s, SQL_ANSWER_SINCE)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, patient_id);
 	sqlite3_bind_int64(st, 2, after);

@@ -51,14 +51,24 @@ add_patient(struct store *s, int n)
 	CHECK_INT(store_enrolment_insert(s, &e), 0);
 }
 
+static void
+collect(void *ud, const char *question, const char *value)
+{
+	char	*buf = ud;
+	size_t	 n = strlen(buf);
+
+	snprintf(buf + n, 512 - n, "%s=%s;", question, value);
+}
+
 /* What find_current gives for chat n (how 0), get_current for id n (how
- * 1) or find_current for n's moved chat (how 2), as one string. */
+ * 1) or find_current for n's moved chat (how 2), with the answers of the
+ * questionnaire in progress, as one string. */
 static void
 show(struct store *s, int n, int how, char *buf, size_t size)
 {
 	struct store_patient	p;
 	struct store_enrolment	e;
-	char			chat[32];
+	char			chat[32], asked[512] = "";
 	int			has_en = 0, rc;
 
 	memset(&p, 0, sizeof p);
@@ -73,10 +83,13 @@ show(struct store *s, int n, int how, char *buf, size_t size)
 		snprintf(buf, size, "rc=%d", rc);
 		return;
 	}
-	snprintf(buf, size, "%lld %s %s %s %d %s %d %d %s %lld %d | %d %lld %s "
-	    "%d %s %d %d %lld %lld %lld %s", (long long)p.id, p.adapter,
+	if (p.ask_q[0] != '\0' && store_answer_since(s, p.id, p.ask_from,
+	    collect, asked) != 0)
+		snprintf(asked, sizeof asked, "failed");
+	snprintf(buf, size, "%lld %s %s %s %d %s %d %d %s %lld %d %s | %d %lld "
+	    "%s %d %s %d %d %lld %lld %lld %s", (long long)p.id, p.adapter,
 	    p.chat, p.tz, p.remind_min, p.lang, p.consent, p.unreachable,
-	    p.ask_q, (long long)p.ask_from, p.ask_i, has_en,
+	    p.ask_q, (long long)p.ask_from, p.ask_i, asked, has_en,
 	    (long long)e.id, e.protocol, e.version, e.status, e.pressure,
 	    e.sessions_done, (long long)e.enrolled_at,
 	    (long long)e.last_session_at, (long long)e.ended_at,
@@ -88,7 +101,7 @@ show(struct store *s, int n, int how, char *buf, size_t size)
 static void
 same(struct store *a, struct store *b, int step)
 {
-	char	x[1024], y[1024];
+	char	x[2048], y[2048];
 	int	n, how;
 
 	for (n = 1; n <= max_id + 1; n++) {
@@ -200,8 +213,10 @@ change(struct store *s, int op, int n, int v)
 		break;
 	case 7:
 		/* An answer; now and then for nobody, and it fails. */
+		snprintf(to, sizeof to, "%d", v);
 		store_answer_insert(s, v % 11 == 0 ? 9999 : p.id,
-		    has_en ? e.id : 0, "checkin", "pain", "2", v);
+		    has_en ? e.id : 0, "checkin", v % 2 ? "pain" : "sore", to,
+		    v);
 		break;
 	case 6:
 		/* Rarely: the patient goes, and comes back new. */
