@@ -334,56 +334,17 @@ static void	luajson_put_number(struct luajson_buf *, double);
 struct luajson_enc {
 	lua_State		*L;
 	char			*cause;
-	int			 seen;	/* stack index of the tables on the path */
+	const void		*path[LUAJSON_MAX_DEPTH + 1];	/* tables */
 	struct luajson_buf	*b;
 };
-
-static int luajson_value(struct luajson_enc *e, int idx, int depth);
-
-/* A table is an array if its keys are exactly 1..n. */
-static int
-luajson_is_array(lua_State *L, int idx, lua_Integer *n)
-{
-	lua_Integer	count = 0;
-
-	lua_pushnil(L);
-	while (lua_next(L, idx) != 0) {
-		lua_pop(L, 1);
-		if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
-			lua_pop(L, 1);
-			return 0;
-		}
-		count++;
-	}
-	*n = count;
-	return count == (lua_Integer)lua_rawlen(L, idx);
-}
-
-static int
-luajson_array(struct luajson_enc *e, int idx, lua_Integer n, int depth)
-{
-	lua_Integer	 i;
-	int		 rc;
-
-	luajson_put(e->b, "[", 1);
-	for (i = 1; i <= n; i++) {
-		if (i > 1)
-			luajson_put(e->b, ",", 1);
-		lua_rawgeti(e->L, idx, i);
-		rc = luajson_value(e, lua_gettop(e->L), depth + 1);
-		lua_pop(e->L, 1);
-		if (rc != 0)
-			return -1;
-	}
-	luajson_put(e->b, "]", 1);
-	return 0;
-}
 
 struct luajson_key {
 	const char	*s;
 	size_t		 len;
 	int		 value;		/* stack index */
 };
+
+static int luajson_value(struct luajson_enc *e, int idx, int depth);
 
 static int
 luajson_key_cmp(const void *a, const void *b)
@@ -399,25 +360,25 @@ luajson_key_cmp(const void *a, const void *b)
 
 /*
  * Leaves the table's keys and values on the stack as pairs from `base` up,
- * and above them a userdata array of the keys, sorted, each with its
- * value's stack index (a userdata, so a memory error raised on the way
- * leaks nothing); *n gets how many. -1 if a key is not a string.
+ * in one pass: *n gets how many, *nstr how many keys are strings and
+ * *nint how many are integers from 1. *other is the type of another key.
  */
 static int
-luajson_keys(struct luajson_enc *e, int idx, int base, size_t *n)
+luajson_pairs(struct luajson_enc *e, int idx, size_t *n, size_t *nstr,
+    size_t *nint, const char **other)
 {
-	lua_State		*L = e->L;
-	struct luajson_key	*k;
-	size_t			 i;
+	lua_State	*L = e->L;
 
-	*n = 0;
+	*n = *nstr = *nint = 0;
+	*other = NULL;
 	lua_pushnil(L);
 	while (lua_next(L, idx) != 0) {
-		if (lua_type(L, -2) != LUA_TSTRING) {
-			e->cause = xasprintf("state keys must be strings or "
-			    "1..n (found a %s key)", luaL_typename(L, -2));
-			return -1;
-		}
+		if (lua_type(L, -2) == LUA_TSTRING)
+			(*nstr)++;
+		else if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1)
+			(*nint)++;
+		else if (*other == NULL)
+			*other = luaL_typename(L, -2);
 		/* key value -> key value key: the copy and the value stay,
 		 * the key goes on to lua_next. */
 		if (!lua_checkstack(L, 3)) {
@@ -430,70 +391,92 @@ luajson_keys(struct luajson_enc *e, int idx, int base, size_t *n)
 		lua_rotate(L, -2, 1);
 		(*n)++;
 	}
-	k = lua_newuserdatauv(L, *n * sizeof *k + 1, 0);
-	for (i = 0; i < *n; i++) {
-		k[i].s = lua_tolstring(L, base + 2 * (int)i, &k[i].len);
-		k[i].value = base + 2 * (int)i + 1;
-	}
-	qsort(k, *n, sizeof *k, luajson_key_cmp);
 	return 0;
 }
 
+/* A table whose keys are exactly 1..n, in order. */
 static int
-luajson_object(struct luajson_enc *e, int idx, int depth)
+luajson_array(struct luajson_enc *e, int idx, size_t n, int depth)
+{
+	size_t	i;
+	int	rc;
+
+	luajson_put(e->b, "[", 1);
+	for (i = 1; i <= n; i++) {
+		if (i > 1)
+			luajson_put(e->b, ",", 1);
+		lua_rawgeti(e->L, idx, (lua_Integer)i);
+		rc = luajson_value(e, lua_gettop(e->L), depth + 1);
+		lua_pop(e->L, 1);
+		if (rc != 0)
+			return -1;
+	}
+	luajson_put(e->b, "]", 1);
+	return 0;
+}
+
+/* A table of string keys, its pairs on the stack from `base`, sorted into
+ * a userdata array (so a memory error raised on the way leaks nothing). */
+static int
+luajson_object(struct luajson_enc *e, int base, size_t n, int depth)
 {
 	lua_State		*L = e->L;
 	struct luajson_key	*k;
-	size_t			 i, n;
-	int			 base = lua_gettop(L) + 1, rc = 0;
+	size_t			 i;
 
-	if (luajson_keys(e, idx, base, &n) != 0) {
-		lua_settop(L, base - 1);
-		return -1;
+	k = lua_newuserdatauv(L, n * sizeof *k + 1, 0);
+	for (i = 0; i < n; i++) {
+		k[i].s = lua_tolstring(L, base + 2 * (int)i, &k[i].len);
+		k[i].value = base + 2 * (int)i + 1;
 	}
-	k = lua_touserdata(L, -1);
+	qsort(k, n, sizeof *k, luajson_key_cmp);
 	luajson_put(e->b, "{", 1);
-	for (i = 0; i < n && rc == 0; i++) {
+	for (i = 0; i < n; i++) {
 		if (i > 0)
 			luajson_put(e->b, ",", 1);
 		luajson_put_string(e->b, k[i].s);
 		luajson_put(e->b, ":", 1);
-		rc = luajson_value(e, k[i].value, depth + 1);
+		if (luajson_value(e, k[i].value, depth + 1) != 0)
+			return -1;
 	}
 	luajson_put(e->b, "}", 1);
-	lua_settop(L, base - 1);
-	return rc;
+	return 0;
 }
 
+/* The tables on the path to this one (not those seen elsewhere: the same
+ * table twice is no cycle) are in e->path. */
 static int
 luajson_table(struct luajson_enc *e, int idx, int depth)
 {
 	lua_State	*L = e->L;
-	lua_Integer	 n;
-	int		 rc;
+	const char	*other;
+	size_t		 n, nstr, nint;
+	int		 base = lua_gettop(L) + 1, i, rc;
 
 	if (depth > LUAJSON_MAX_DEPTH) {
 		e->cause = xasprintf("state is nested deeper than %d levels",
 		    LUAJSON_MAX_DEPTH);
 		return -1;
 	}
-	lua_pushvalue(L, idx);
-	if (lua_rawget(L, e->seen) != LUA_TNIL) {
-		lua_pop(L, 1);
-		e->cause = xstrdup("state contains a cycle");
-		return -1;
+	e->path[depth] = lua_topointer(L, idx);
+	for (i = 0; i < depth; i++)
+		if (e->path[i] == e->path[depth]) {
+			e->cause = xstrdup("state contains a cycle");
+			return -1;
+		}
+	if ((rc = luajson_pairs(e, idx, &n, &nstr, &nint, &other)) == 0) {
+		if (n > 0 && nint == n && n == lua_rawlen(L, idx))
+			rc = luajson_array(e, idx, n, depth);
+		else if (nstr == n)
+			rc = luajson_object(e, base, n, depth);
+		else {
+			e->cause = xasprintf("state keys must be strings or "
+			    "1..n (found a %s key)", other != NULL ? other :
+			    "number");
+			rc = -1;
+		}
 	}
-	lua_pop(L, 1);
-	lua_pushvalue(L, idx);
-	lua_pushboolean(L, 1);
-	lua_rawset(L, e->seen);
-	if (luajson_is_array(L, idx, &n) && n > 0)
-		rc = luajson_array(e, idx, n, depth);
-	else
-		rc = luajson_object(e, idx, depth);
-	lua_pushvalue(L, idx);
-	lua_pushnil(L);
-	lua_rawset(L, e->seen);
+	lua_settop(L, base - 1);
 	return rc;
 }
 
@@ -535,7 +518,7 @@ char *
 luajson_encode(lua_State *L, int idx, char **cause)
 {
 	struct luajson_buf	 b = { NULL, 0, 0 };
-	struct luajson_enc	 e = { L, NULL, 0, &b };
+	struct luajson_enc	 e = { L, NULL, { NULL }, &b };
 	int			 rc;
 
 	idx = lua_absindex(L, idx);
@@ -543,10 +526,7 @@ luajson_encode(lua_State *L, int idx, char **cause)
 		*cause = xstrdup("out of Lua stack while saving state");
 		return NULL;
 	}
-	lua_newtable(L);
-	e.seen = lua_gettop(L);
 	rc = luajson_value(&e, idx, 0);
-	lua_pop(L, 1);
 	if (rc != 0) {
 		free(b.p);
 		*cause = e.cause;
