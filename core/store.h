@@ -235,7 +235,8 @@ int	store_job_close(struct store *s, int64_t id, const char *status,
 /* Cancels the enrolment's pending jobs of `kind` (all kinds if NULL). */
 int	store_job_cancel(struct store *s, int64_t enrolment_id,
 	    const char *kind, int64_t t);
-/* The same for two kinds in one statement. */
+/* The same for two kinds. (Two queries: SQLite answers "kind IN (?, ?)"
+ * on a partial index by building a temporary table first.) */
 int	store_job_cancel2(struct store *s, int64_t enrolment_id,
 	    const char *kind1, const char *kind2, int64_t t);
 /* Makes `j` the enrolment's one pending job of its kind. A plan that

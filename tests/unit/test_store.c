@@ -691,6 +691,32 @@ test_jobs_plan(void)
 	store_close(s);
 }
 
+/* Cancelling two kinds at once leaves other kinds and enrolments. */
+static void
+test_jobs_cancel2(void)
+{
+	struct store		*s = open_mem();
+	struct store_job	 j;
+	int64_t			 n;
+
+	add_job(s, 1, "missed", 100);
+	add_job(s, 1, "remind", 200);
+	add_job(s, 1, "remind", 250);
+	add_job(s, 1, "session", 300);
+	add_job(s, 2, "missed", 400);
+	CHECK_INT(store_job_cancel2(s, 1, "missed", "remind", 50), 0);
+	CHECK_INT(store_job_pending(s, 1, "missed", &j), STORE_NOTFOUND);
+	CHECK_INT(store_job_pending(s, 1, "remind", &j), STORE_NOTFOUND);
+	CHECK_INT(store_job_pending(s, 1, "session", &j), 0);
+	CHECK_INT(store_job_pending(s, 2, "missed", &j), 0);
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 2);
+	CHECK_INT(store_job_cancel2(s, 1, "missed", "remind", 50), 0);
+	CHECK_INT(store_job_count(s, &n), 0);
+	CHECK_INT(n, 2);
+	store_close(s);
+}
+
 /* ---- transactions ------------------------------------------------- */
 
 static void
@@ -838,6 +864,7 @@ main(void)
 	TEST(test_jobs);
 	TEST(test_jobs_pending_earliest);
 	TEST(test_jobs_plan);
+	TEST(test_jobs_cancel2);
 	TEST(test_savepoint);
 	TEST(test_rollback);
 	TEST(test_rollback_file);
