@@ -415,32 +415,36 @@ luajson_array(struct luajson_enc *e, int idx, size_t n, int depth)
 	return 0;
 }
 
-/* A table of string keys, its pairs on the stack from `base`, sorted into
- * a userdata array (so a memory error raised on the way leaks nothing). */
+/* A table of string keys, its pairs on the stack from `base`, printed in
+ * key order. The keys are sorted in C memory: nothing in encoding may
+ * raise a Lua error (a memory error would leak the text so far). */
 static int
 luajson_object(struct luajson_enc *e, int base, size_t n, int depth)
 {
 	lua_State		*L = e->L;
-	struct luajson_key	*k;
+	struct luajson_key	 few[16], *k = few;
 	size_t			 i;
+	int			 rc = 0;
 
-	k = lua_newuserdatauv(L, n * sizeof *k + 1, 0);
+	if (n > sizeof few / sizeof few[0])
+		k = xcalloc(n, sizeof *k);
 	for (i = 0; i < n; i++) {
 		k[i].s = lua_tolstring(L, base + 2 * (int)i, &k[i].len);
 		k[i].value = base + 2 * (int)i + 1;
 	}
 	qsort(k, n, sizeof *k, luajson_key_cmp);
 	luajson_put(e->b, "{", 1);
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && rc == 0; i++) {
 		if (i > 0)
 			luajson_put(e->b, ",", 1);
 		luajson_put_string(e->b, k[i].s);
 		luajson_put(e->b, ":", 1);
-		if (luajson_value(e, k[i].value, depth + 1) != 0)
-			return -1;
+		rc = luajson_value(e, k[i].value, depth + 1);
 	}
 	luajson_put(e->b, "}", 1);
-	return 0;
+	if (k != few)
+		free(k);
+	return rc;
 }
 
 /* The tables on the path to this one (not those seen elsewhere: the same
