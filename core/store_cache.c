@@ -272,7 +272,7 @@ store_cache_put(struct store *s, const struct store_patient *p,
 	ce->pt = *p;
 	ce->asked = NULL;
 	ce->asked_len = 0;
-	ce->asked_known = p->ask_q[0] == '\0';
+	ce->asked_known = p->ask_q[0] == '\0' || p->ask_i == 0;
 	ce->has_en = has_en;
 	ce->en = *e;
 	ce->en.state = store_cache_dup(e->state);
@@ -294,15 +294,17 @@ store_cache_patient_written(struct store *s, const struct store_patient *p)
 	memcpy(ce->pt.lang, p->lang, sizeof ce->pt.lang);
 	ce->pt.consent = p->consent;
 	ce->pt.unreachable = p->unreachable;
+	/* ask_i is not a column: the entry counts answers itself, and a
+	 * writer's copy may be older than the last one. Only a questionnaire
+	 * asked anew (ask_i 0 then, by store.h's rule) or closed resets it. */
 	if (strcmp(ce->pt.ask_q, p->ask_q) != 0 ||
 	    ce->pt.ask_from != p->ask_from) {
-		/* Asked anew (or closed): nothing answered yet. */
+		ce->pt.ask_i = p->ask_q[0] != '\0' ? p->ask_i : 0;
 		ce->asked_len = 0;
-		ce->asked_known = p->ask_q[0] == '\0' || p->ask_i == 0;
+		ce->asked_known = ce->pt.ask_i == 0;
 	}
 	memcpy(ce->pt.ask_q, p->ask_q, sizeof ce->pt.ask_q);
 	ce->pt.ask_from = p->ask_from;
-	ce->pt.ask_i = p->ask_q[0] != '\0' ? p->ask_i : 0;
 }
 
 /* store_answer_insert() added an answer: one more after ask_from (it is

@@ -345,6 +345,36 @@ test_cache_erase_and_batches(void)
 	store_close(b);
 }
 
+/* A writer whose copy of the patient is older than the last answer (an
+ * adapter marking them unreachable) leaves the count of answers alone. */
+static void
+test_cache_stale_copy(void)
+{
+	struct store		*s[2];
+	struct store_patient	 p, old;
+	int			 i;
+
+	s[0] = open_store(":memory:", 64);
+	s[1] = open_store(":memory:", 0);
+	for (i = 0; i < 2; i++) {
+		add_patient(s[i], 1);
+		CHECK_INT(store_patient_get(s[i], 1, &p), 0);
+		snprintf(p.ask_q, sizeof p.ask_q, "checkin");
+		CHECK_INT(store_answer_last(s[i], 1, &p.ask_from), 0);
+		p.ask_i = 0;
+		CHECK_INT(store_patient_update(s[i], &p), 0);
+		show(s[i], 1, 1, (char [8]){ 0 }, 8);	/* into the cache */
+		CHECK_INT(store_patient_get(s[i], 1, &old), 0);
+		CHECK_INT(store_answer_insert(s[i], 1, 0, "checkin", "pain",
+		    "3", 5), 0);
+		old.unreachable = 1;
+		CHECK_INT(store_patient_update(s[i], &old), 0);
+	}
+	same(s[0], s[1], 1);
+	store_close(s[0]);
+	store_close(s[1]);
+}
+
 /* Another process's commit (say, an operator's tool) is seen. */
 static void
 test_cache_sees_other_connections(void)
@@ -374,6 +404,7 @@ main(void)
 	log_set_level(LOG_ERROR);
 	TEST(test_cache_reads_as_the_database);
 	TEST(test_cache_erase_and_batches);
+	TEST(test_cache_stale_copy);
 	TEST(test_cache_sees_other_connections);
 	return TEST_END();
 }
