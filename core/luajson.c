@@ -389,7 +389,14 @@ luajson_pairs(struct luajson_enc *e, int idx, size_t *n, size_t *nstr,
 		lua_pushvalue(L, -2);
 		lua_rotate(L, -3, 1);
 		lua_rotate(L, -2, 1);
-		(*n)++;
+		/* Every entry prints at least two bytes: past this many, the
+		 * text would be too large anyway (and the stack need not
+		 * grow to hold them). */
+		if (++*n > LUAJSON_MAX_BYTES / 2) {
+			e->cause = xasprintf("state is larger than %d bytes",
+			    LUAJSON_MAX_BYTES);
+			return -1;
+		}
 	}
 	return 0;
 }

@@ -131,6 +131,11 @@ test_encode_refused(void)
 	    "cycle");
 	ENC_BAD("{{{{{{{{{{{{{{{{{{{{}}}}}}}}}}}}}}}}}}}}", "deeper than 16");
 	ENC_BAD("{ s = string.rep(\"x\", 70000) }", "larger than 65536");
+	/* Too many entries is too large, long before the Lua stack ends. */
+	ENC_BAD("(function() local t = {} for i = 1, 600000 do t[i] = 0 end "
+	    "return t end)()", "larger than 65536");
+	ENC_BAD("(function() local t = {} for i = 1, 40000 do t['k' .. i] = "
+	    "true end return t end)()", "larger than 65536");
 	ENC_BAD("{ c = coroutine.create(print) }", "cannot hold a thread");
 	CHECK_INT(lua_gettop(L), top);
 }
