@@ -144,10 +144,10 @@ static const char *store_migrations[] = {
 	 * patient's row rewritten with the answers so far (ask_i, ask_a).
 	 * An open questionnaire's answers are the patient's last ask_i. */
 	"ALTER TABLE patients ADD COLUMN ask_from INTEGER NOT NULL DEFAULT 0;"
-	"UPDATE patients SET ask_from = coalesce((SELECT max(a.id)"
-	"  FROM answers a WHERE a.patient_id = patients.id AND"
-	"  (SELECT count(*) FROM answers b WHERE b.patient_id = a.patient_id"
-	"  AND b.id > a.id) >= patients.ask_i), 0) WHERE ask_q <> '';"
+	"UPDATE patients SET ask_from = r.id FROM (SELECT id, patient_id,"
+	"  row_number() OVER (PARTITION BY patient_id ORDER BY id DESC) AS k"
+	"  FROM answers) AS r WHERE r.patient_id = patients.id"
+	"  AND r.k = patients.ask_i + 1 AND patients.ask_q <> '';"
 	"ALTER TABLE patients DROP COLUMN ask_i;"
 	"ALTER TABLE patients DROP COLUMN ask_a;",
 };
