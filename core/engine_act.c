@@ -295,7 +295,7 @@ engine_act_postpone(struct engine_op *op, const struct proto_action *a)
 	char	*iso;
 
 	engine_when(op, &a->when, &until);
-	/* engine_schedule_session() cancels the planned session itself. */
+	/* engine_schedule_session() replaces the planned session itself. */
 	if (a->name != NULL) {
 		if (store_job_cancel(op->e->st, op->en.id, "session",
 		    op->now) != 0 || engine_job(op, "ask", a->name, until) != 0)

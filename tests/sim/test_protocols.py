@@ -535,6 +535,23 @@ def test_an_undone_event_runs_the_simulation_again():
     assert p.stderr.count("event=simulate_again") == 1, p.stderr
 
 
+def test_session_planned_for_now_is_the_one_reminded():
+    """A session_due handler that plans the session for now (the reminder
+    time, when its job runs) names the session being reminded: the course
+    goes on. The engine used to plan it again, run it at once, and so on
+    for ever."""
+    path = broken("now.lua", lambda s: s.replace(
+        "    session_due = function(ctx, ev)\n",
+        "    session_due = function(ctx, ev)\n      ctx.schedule{}\n").replace(
+        'id = "iastm_home"', 'id = "now"'))
+    sim = Sim(path, answers="screening: pain=3\npain=2\n")
+    reminders = sim.reminders()
+    assert len(reminders) >= 12, reminders
+    assert len({r["t"] for r in reminders}) == len(reminders), reminders
+    assert sim.one("course_finished")["reason"] == "course_complete"
+    assert_spacing(reminders)
+
+
 def test_endless_loop_is_stopped():
     path = injected("hostile.lua", 'if ev.questionnaire == "checkin" and '
                     'ev.answers.pain == 9 then while true do end end')
