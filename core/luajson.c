@@ -127,14 +127,28 @@ luajson_rd_string(struct luajson_rd *r)
 	return 0;
 }
 
-/* A number, as cJSON reads it (strtod), whole ones as Lua integers. */
+/* A number, as cJSON reads it (strtod), whole ones as Lua integers. Plain
+ * integers of up to 15 digits, most of any state, are read directly: they
+ * are exact as doubles, so strtod would give the same. */
 static int
 luajson_rd_number(struct luajson_rd *r)
 {
-	char	 buf[64], *end;
-	size_t	 n = 0;
-	double	 d;
+	char		 buf[64], *end;
+	size_t		 n = 0;
+	double		 d;
+	lua_Integer	 v = 0;
+	int		 neg = *r->p == '-';
 
+	for (n = neg; n < 16 && r->p[n] >= '0' && r->p[n] <= '9'; n++)
+		v = v * 10 + (r->p[n] - '0');
+	if (n > (size_t)neg && n - neg <= 15 && r->p[n] != '.' &&
+	    r->p[n] != 'e' && r->p[n] != 'E' && !(r->p[n] >= '0' &&
+	    r->p[n] <= '9') && r->p[n] != '-' && r->p[n] != '+') {
+		r->p += n;
+		lua_pushinteger(r->L, neg ? -v : v);
+		return 0;
+	}
+	n = 0;
 	while ((r->p[n] >= '0' && r->p[n] <= '9') || r->p[n] == '-' ||
 	    r->p[n] == '+' || r->p[n] == '.' || r->p[n] == 'e' ||
 	    r->p[n] == 'E') {

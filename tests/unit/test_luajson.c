@@ -258,6 +258,30 @@ test_push_text(void)
 	    "\"n\":-1.5e3,\"i\":12345678901,\"z\":0,\"big\":1e300,"
 	    "\"arr\":[1,[2,[3]]],\"nul\":null,\"e\":[],\"k\":1,\"k\":2} ");
 	same_as_cjson("[1,2.25,\"three\",[],{}]");
+	/* Whole numbers either side of the direct reader's 15 digits. */
+	same_as_cjson("[123456789012345,-123456789012345,1234567890123456,"
+	    "-0,-15,3.0,2e2,9007199254740993,0.5]");
+	{
+		static const struct {
+			const char	*text;
+			lua_Integer	 v;
+		} whole[] = {
+			{ "123456789012345", 123456789012345 },
+			{ "-123456789012345", -123456789012345 },
+			{ "1234567890123456", 1234567890123456 },
+			{ "-0", 0 }, { "7", 7 }, { "2e2", 200 },
+		};
+		size_t	i;
+
+		for (i = 0; i < sizeof whole / sizeof whole[0]; i++) {
+			CHECK_INT(luajson_push_text(L, whole[i].text), 0);
+			CHECK(lua_isinteger(L, -1));
+			CHECK(lua_tointeger(L, -1) == whole[i].v);
+			lua_pop(L, 1);
+		}
+	}
+	refused("[1-2]");
+	refused("[12x]");
 	same_as_cjson("{\"pain\":2,\"redness\":false,\"note\":\"ok\"}");
 	same_as_cjson("\"just a string\"");
 	same_as_cjson("-7");
