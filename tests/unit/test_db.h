@@ -119,4 +119,17 @@ db_unlink(const char *path)
 	unlink(buf);
 }
 
+/* A store_answer_since() callback: appends "question=value;" to `ud`, a
+ * buffer of DB_ANSWERS_MAX bytes holding a string. */
+#define DB_ANSWERS_MAX	512
+
+static inline void
+db_collect_answer(void *ud, const char *question, const char *value)
+{
+	char	*buf = ud;
+	size_t	 n = strlen(buf);
+
+	snprintf(buf + n, DB_ANSWERS_MAX - n, "%s=%s;", question, value);
+}
+
 #endif

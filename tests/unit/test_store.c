@@ -119,16 +119,6 @@ test_file_reopen(void)
 	db_unlink(path);
 }
 
-/* Appends question=value; to the 256-byte buffer `ud`. */
-static void
-collect(void *ud, const char *question, const char *value)
-{
-	char	*buf = ud;
-	size_t	 n = strlen(buf);
-
-	snprintf(buf + n, 256 - n, "%s=%s;", question, value);
-}
-
 /* Schema 6 reads a questionnaire's answers from `answers`: patients who
  * were half way through one under schema 5 (ask_i answers given, kept in
  * ask_a) go on from where they were. */
@@ -137,7 +127,7 @@ test_migration_6(void)
 {
 	struct store		*s = NULL;
 	struct store_patient	 p;
-	char			 path[128], got[256], *cause = NULL;
+	char			 path[128], got[DB_ANSWERS_MAX], *cause = NULL;
 	const char		*want[] = {
 		"soreness=3;redness=no;",	/* 2 of a round after others */
 		"",				/* none open */
@@ -185,8 +175,8 @@ test_migration_6(void)
 		CHECK_INT(store_patient_get(s, i + 1, &p), 0);
 		CHECK_INT(p.ask_i, asked[i]);
 		if (p.ask_q[0] != '\0')
-			CHECK_INT(store_answer_since(s, p.id, p.ask_from, collect,
-			    got), 0);
+			CHECK_INT(store_answer_since(s, p.id, p.ask_from,
+			    db_collect_answer, got), 0);
 		CHECK_STR(got, want[i]);
 	}
 	store_close(s);
@@ -506,7 +496,7 @@ test_patient_asking(void)
 {
 	struct store		*s = open_mem();
 	struct store_patient	 p, o, r;
-	char			 got[256] = "";
+	char			 got[DB_ANSWERS_MAX] = "";
 
 	new_patient(s, &p, "42");
 	new_patient(s, &o, "43");
@@ -533,10 +523,11 @@ test_patient_asking(void)
 	CHECK_INT(r.ask_i, 2);
 	CHECK_INT(store_patient_get(s, o.id, &r), 0);
 	CHECK_INT(r.ask_i, 0);			/* none open */
-	CHECK_INT(store_answer_since(s, p.id, p.ask_from, collect, got), 0);
+	CHECK_INT(store_answer_since(s, p.id, p.ask_from, db_collect_answer,
+	    got), 0);
 	CHECK_STR(got, "soreness=3;redness=no;");
 	got[0] = '\0';
-	CHECK_INT(store_answer_since(s, p.id, 0, collect, got), 0);
+	CHECK_INT(store_answer_since(s, p.id, 0, db_collect_answer, got), 0);
 	CHECK_STR(got, "consent=yes;soreness=3;redness=no;");
 
 	/* Closed: nothing is in progress, whatever ask_from says. */

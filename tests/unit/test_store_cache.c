@@ -51,15 +51,6 @@ add_patient(struct store *s, int n)
 	CHECK_INT(store_enrolment_insert(s, &e), 0);
 }
 
-static void
-collect(void *ud, const char *question, const char *value)
-{
-	char	*buf = ud;
-	size_t	 n = strlen(buf);
-
-	snprintf(buf + n, 512 - n, "%s=%s;", question, value);
-}
-
 /* What find_current gives for chat n (how 0), get_current for id n (how
  * 1) or find_current for n's moved chat (how 2), with the answers of the
  * questionnaire in progress, as one string. */
@@ -68,7 +59,7 @@ show(struct store *s, int n, int how, char *buf, size_t size)
 {
 	struct store_patient	p;
 	struct store_enrolment	e;
-	char			chat[32], asked[512] = "";
+	char			chat[32], asked[DB_ANSWERS_MAX] = "";
 	int			has_en = 0, rc;
 
 	memset(&p, 0, sizeof p);
@@ -84,7 +75,7 @@ show(struct store *s, int n, int how, char *buf, size_t size)
 		return;
 	}
 	if (p.ask_q[0] != '\0' && store_answer_since(s, p.id, p.ask_from,
-	    collect, asked) != 0)
+	    db_collect_answer, asked) != 0)
 		snprintf(asked, sizeof asked, "failed");
 	snprintf(buf, size, "%lld %s %s %s %d %s %d %d %s %lld %d %s | %d %lld "
 	    "%s %d %s %d %d %lld %lld %lld %s", (long long)p.id, p.adapter,
