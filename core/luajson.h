@@ -27,8 +27,11 @@ void	 luajson_push(lua_State *L, const cJSON *json);
  * with cJSON. Must run inside a protected call. */
 int	 luajson_push_text(lua_State *L, const char *text);
 
-/* Encodes the value at `idx` as compact JSON text. Returns the text (caller
- * frees) or NULL with *cause set (caller frees). Does not call metamethods. */
+/* Encodes the value at `idx` as compact JSON text, an object's keys sorted
+ * bytewise (the same state is always the same text). Returns the text
+ * (caller frees) or NULL with *cause set (caller frees). Calls no
+ * metamethod and raises no Lua error, so it may run inside a protected
+ * call without leaking. */
 char	*luajson_encode(lua_State *L, int idx, char **cause);
 
 /* Prints `json` as compact text, byte for byte what cJSON_PrintUnformatted()
