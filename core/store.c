@@ -107,7 +107,7 @@ static const char *store_sql_text[SQL_COUNT] = {
 	    " chat, body, meta, created_at, not_before, attempts, sent_at)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1, ?6)",
 	[SQL_OUTBOX_NEXT] = "SELECT id, patient_id, adapter, chat, body, meta,"
-	    " attempts FROM outbox WHERE adapter = ?1 AND sent_at = 0"
+	    " attempts, sent_upto FROM outbox WHERE adapter = ?1 AND sent_at = 0"
 	    " AND not_before <= ?2 ORDER BY id LIMIT 1",
 	[SQL_OUTBOX_DROP] = "UPDATE outbox SET sent_at = ?2, failed = ?3,"
 	    " attempts = attempts + 1 WHERE id = ?1",
@@ -115,6 +115,7 @@ static const char *store_sql_text[SQL_COUNT] = {
 	    " attempts = attempts + 1 WHERE id = ?1",
 	[SQL_OUTBOX_RETRY] = "UPDATE outbox SET not_before = ?2,"
 	    " attempts = attempts + 1 WHERE id = ?1",
+	[SQL_OUTBOX_UPTO] = "UPDATE outbox SET sent_upto = ?2 WHERE id = ?1",
 	[SQL_OUTBOX_DEPTH] = "SELECT count(*) FROM outbox WHERE sent_at = 0",
 	[SQL_JOB_INSERT] = "INSERT INTO jobs (patient_id, enrolment_id, kind,"
 	    " arg, due_at) VALUES (?1, ?2, ?3, ?4, ?5)",

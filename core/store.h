@@ -100,6 +100,7 @@ struct store_out {
 	char	*body;			/* owned */
 	char	*meta;			/* JSON or NULL; owned */
 	int	 attempts;
+	int64_t	 sent_upto;		/* bytes of body delivered so far */
 };
 
 /* Opens (creating if needed) and migrates the database at `path`; ":memory:"
@@ -222,6 +223,9 @@ int	store_outbox_sent(struct store *s, int64_t id, int64_t t);
 int	store_outbox_drop(struct store *s, int64_t id, int64_t t,
 	    const char *why);
 int	store_outbox_retry(struct store *s, int64_t id, int64_t not_before);
+/* A long text delivered in parts: the first `upto` bytes of its body are
+ * delivered; the row stays queued for the rest. */
+int	store_outbox_upto(struct store *s, int64_t id, int64_t upto);
 int	store_outbox_depth(struct store *s, int64_t *n);
 void	store_out_clear(struct store_out *o);
 

@@ -100,6 +100,7 @@ store_out_read(sqlite3_stmt *st, struct store_out *o)
 	o->body = store_dup(st, 4);
 	o->meta = store_dup(st, 5);
 	o->attempts = sqlite3_column_int(st, 6);
+	o->sent_upto = sqlite3_column_int64(st, 7);
 	sqlite3_reset(st);
 }
 
@@ -155,6 +156,18 @@ store_outbox_retry(struct store *s, int64_t id, int64_t not_before)
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, not_before);
 	return store_exec(s, st, "outbox_retry");
+}
+
+int
+store_outbox_upto(struct store *s, int64_t id, int64_t upto)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_OUTBOX_UPTO);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, upto);
+	return store_exec(s, st, "outbox_upto");
 }
 
 int

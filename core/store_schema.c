@@ -150,6 +150,11 @@ static const char *store_migrations[] = {
 	"  AND r.k = patients.ask_i + 1 AND patients.ask_q <> '';"
 	"ALTER TABLE patients DROP COLUMN ask_i;"
 	"ALTER TABLE patients DROP COLUMN ask_a;",
+	/* 7: how much of a message's body its adapter has delivered, in
+	 * bytes. Telegram takes at most 4,096 characters a message, so a
+	 * longer text goes out in parts; after a restart the next part is
+	 * sent, not the ones the patient already has. */
+	"ALTER TABLE outbox ADD COLUMN sent_upto INTEGER NOT NULL DEFAULT 0;",
 };
 #define STORE_NMIGRATIONS \
 	((int)(sizeof store_migrations / sizeof store_migrations[0]))

@@ -31,8 +31,6 @@ struct tg_chat {
 	int64_t		 last_ms;	/* of the last refill */
 	int64_t		 until_ms;	/* send nothing before this */
 	int		 fails;		/* errors in a row, for backoff */
-	int64_t		 part_row;	/* a long text sent in part, or 0 */
-	size_t		 part_off;	/* where its next part starts */
 	struct tg_chat	*next;
 };
 

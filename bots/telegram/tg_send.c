@@ -287,6 +287,20 @@ tg_part_end(const char *s, size_t off)
 	return end;
 }
 
+/* Where a row's next part starts: what the store says was delivered, if
+ * that is a place tg_part_end() could have left (else from the start: a
+ * part twice rather than a part lost). */
+static size_t
+tg_part_start(const struct store_out *row)
+{
+	size_t	len = strlen(row->body);
+
+	if (row->sent_upto <= 0 || (uint64_t)row->sent_upto >= len ||
+	    ((unsigned char)row->body[row->sent_upto] & 0xc0) == 0x80)
+		return 0;
+	return (size_t)row->sent_upto;
+}
+
 static void	tg_send_done(void *, const struct fetch_result *);
 
 /*
@@ -462,7 +476,7 @@ tg_next(struct telegram *t, int64_t now)
 	t->gtokens -= 1;
 	t->out.row = row;
 	t->out.chat = chat;
-	t->out.off = c->part_row == row.id ? c->part_off : 0;
+	t->out.off = tg_part_start(&row);
 	t->out.active = 1;
 	tg_send_part(t);
 	return 0;
@@ -603,15 +617,14 @@ tg_send_done(void *ud, const struct fetch_result *r)
 		end = tg_part_end(o->row.body, o->off);
 		if (o->neutral == NULL && o->row.body[end] != '\0') {
 			/* The next part waits for the chat's bucket like
-			 * any message; the row keeps its place. */
-			c->part_row = o->row.id;
-			c->part_off = end;
+			 * any message; the row keeps its place, and the
+			 * store where it goes on, for a restart. */
+			store_outbox_upto(engine_store(t->e), o->row.id,
+			    (int64_t)end);
 			tg_defer(t, c, o->row.id, clock_now_ms() +
 			    (int64_t)(1000 / t->rate_chat));
-		} else {
-			c->part_row = 0;
+		} else
 			tg_mark_sent(t, o->row.id);
-		}
 	} else
 		tg_send_failed(t, c, r);
 	store_out_clear(&o->row);

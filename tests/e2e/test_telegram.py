@@ -362,6 +362,69 @@ def test_numbers_out_of_range_refused(r, tmp):
         r.eq(fake.requests("getUpdates"), [], "nothing was fetched")
 
 
+# Texts over Telegram's 4,096 characters. The question breaks at a line;
+# the help text has no line break and two bytes to a letter, so it is cut
+# between letters.
+LONG_QUESTION = ("Please read this before you answer. " * 30 + "\n") * 4 + \
+    "Is the skin over the area intact?"
+LONG_HELP = "Ça va très bien, merci. " * 400     # 10,400 bytes
+
+
+def long_protocol(tmp):
+    path = os.path.join(tmp, "protocols", "mini.lua")
+    with open(path) as f:
+        text = f.read()
+    text = text.replace('"Is the skin over the area intact?"',
+                        "[[%s]]" % LONG_QUESTION)
+    text = text.replace("messages = { en = {",
+                        "messages = { en = {\n    help = [[%s]]," % LONG_HELP)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def test_long_text_in_parts(r, tmp):
+    """A long text goes out in parts, each within the limit, the buttons
+    under the last; a restart between parts sends the rest only."""
+    with tf.Fake(token=TOKEN) as fake:
+        env, db = setup(tmp, fake)
+        long_protocol(tmp)
+        p = start(env)
+        onboard(r, fake)
+        wait_text(fake, "Is the skin over the area intact?")
+        parts = [m for m in fake.sent(USER)
+                 if "Please read this" in m["text"]]
+        r.eq(len(parts), 2, "the question in two parts")
+        r.eq(("".join(m["text"] for m in parts)), LONG_QUESTION,
+             "the parts make up the question")
+        r.eq([bool(buttons(m)) for m in parts], [False, True],
+             "its buttons under the last part")
+        drained(fake, db)
+        # The second part of the help meets a 429; the daemon stops while
+        # it waits, and the next one sends what is left.
+        n = len(fake.requests("sendMessage"))
+        fake.fault("429", method="sendMessage", retry_after=2, skip=1)
+        fake.message(USER, "/help")
+        fake.wait_requests("sendMessage", n + 2, DEADLINE)
+        stop(r, p)
+        r.eq([q["status"] for q in fake.requests("sendMessage")[n:]],
+             [200, 429], "the first part went, the second met a 429")
+        upto = db_query(db, "SELECT sent_upto, sent_at FROM outbox "
+                        "WHERE body LIKE 'Ça va%'")
+        r.check(len(upto) == 1 and 0 < upto[0][0] < len(LONG_HELP.encode())
+                and upto[0][1] == 0, "the store knows where it stopped",
+                upto)
+        p = start(env)
+        drained(fake, db)
+        stop(r, p)
+        got = [m["text"] for m in fake.sent(USER) if "Ça va" in m["text"]]
+        r.eq(len(got), 3, "the help in three parts, none twice")
+        r.eq("".join(got).strip(), LONG_HELP.strip(),
+             "the parts make up the help")
+        r.check(all(len(t.encode("utf-16-le")) // 2 <= 4096 for t in got),
+                "each within 4,096 characters")
+        no_violations(r, fake)
+
+
 def test_wrong_token(r, tmp):
     with tf.Fake(token=TOKEN) as fake:
         env, db = setup(tmp, fake)
@@ -387,5 +450,6 @@ if __name__ == "__main__":
         test_conflict_and_migration,
         test_offset_kept,
         test_numbers_out_of_range_refused,
+        test_long_text_in_parts,
         test_wrong_token,
     ]))

@@ -715,8 +715,9 @@ class Fake:
     # ---- faults and limits ------------------------------------------------
 
     def fault(self, kind, count=1, method=None, retry_after=1, delay=1.0,
-              after=False):
-        """The next `count` requests (of `method` only, if given) fail:
+              after=False, skip=0):
+        """After `skip` requests that pass (of `method` only, if given),
+        the next `count` fail:
         "429" (parameters.retry_after), "500", "502", "malformed" (200 with
         a body that is not JSON), "drop" (connection closed without an
         answer), "slow" (answered normally after `delay` seconds). With
@@ -730,7 +731,8 @@ class Fake:
             self.faults.append({"kind": kind, "count": int(count),
                                 "method": method,
                                 "retry_after": int(retry_after),
-                                "delay": float(delay), "after": bool(after)})
+                                "delay": float(delay), "after": bool(after),
+                                "skip": int(skip)})
 
     def clear_faults(self):
         with self.cond:
@@ -755,6 +757,9 @@ class Fake:
             for f in self.faults:
                 if f["method"] is None or \
                         f["method"].lower() == method.lower():
+                    if f["skip"] > 0:
+                        f["skip"] -= 1
+                        return None
                     f["count"] -= 1
                     if f["count"] <= 0:
                         self.faults.remove(f)
@@ -1571,7 +1576,8 @@ class Fake:
                                         args.get("method"),
                                         num("retry_after", 1),
                                         flt("delay", 1.0),
-                                        flag("after", False)),
+                                        flag("after", False),
+                                        num("skip", 0)),
             "clear_faults": self.clear_faults,
             "rate_limits": lambda: self.set_rate_limits(
                 args.get("enabled"), args.get("per_chat_per_sec"),

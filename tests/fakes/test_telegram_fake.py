@@ -620,6 +620,10 @@ def test_faults(r, tmp):
         f.fault("500", count=5)
         f.clear_faults()
         r.check(send("l").ok, "clear_faults")
+        f.fault("500", method="sendMessage", skip=2)
+        r.eq([call(f, "getMe").status, send("m").status, send("n").status,
+              send("o").status, send("p").status], [200, 200, 200, 500, 200],
+             "skip: two sends pass (other methods do not count), then 500")
     finally:
         f.stop()
 

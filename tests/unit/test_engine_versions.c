@@ -432,10 +432,12 @@ test_migration(void)
 	enrol(&w, "a", T0);
 	world_close(&w);
 	/* As schema 1 left it (3 added invites and enrolments.invite, 4
-	 * outbox.failed, 5 kv, 6 patients.ask_from for ask_i and ask_a). */
+	 * outbox.failed, 5 kv, 6 patients.ask_from for ask_i and ask_a,
+	 * 7 outbox.sent_upto). */
 	CHECK_INT(raw_exec(db, "DROP TABLE protocol_versions; "
 	    "DROP TABLE invites; ALTER TABLE enrolments DROP COLUMN invite; "
 	    "ALTER TABLE outbox DROP COLUMN failed; DROP TABLE kv; "
+	    "ALTER TABLE outbox DROP COLUMN sent_upto; "
 	    "ALTER TABLE patients DROP COLUMN ask_from; "
 	    "ALTER TABLE patients ADD COLUMN ask_i INTEGER NOT NULL DEFAULT 0;"
 	    "ALTER TABLE patients ADD COLUMN ask_a TEXT; "
