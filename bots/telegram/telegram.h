@@ -4,7 +4,8 @@
  * Updates come by long polling (getUpdates) or, with telegram.webhook_url,
  * by webhook on the daemon's HTTP server. Each goes to engine_inbound_at()
  * with the external id "u<update_id>", so the inbox drops an update seen
- * before; when polling, the next offset (kv "telegram.offset") commits in
+ * before (update ids mostly rise, but start again from a random one after
+ * a week without updates); when polling, the next offset (kv "telegram.offset") commits in
  * the same transaction. Button presses become the answer text they stand
  * for, are answered, and edit their question to show the answer. The outbox
  * rows of adapter "telegram" go out through sendMessage, with inline

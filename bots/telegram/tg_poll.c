@@ -8,7 +8,8 @@
  * with the cursor "telegram.offset" = update_id + 1, in one transaction:
  * after a crash the offset we load is exactly past the last update stored,
  * so nothing is lost and nothing is handled twice (and the inbox would
- * drop a repeat anyway).
+ * drop a repeat anyway). Update ids mostly rise, but not always: after a
+ * week without updates Telegram starts again from a random id.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -136,11 +137,16 @@ tg_poll_updates(struct telegram *t, const struct fetch_result *r)
 		return;
 	}
 	for (i = 0; i < n; i++) {
-		if (v[i].update_id < t->offset) {
-			/* Below what we confirmed: never one we have not
-			 * stored (Telegram sends none), so nothing to do. */
-			continue;
-		}
+		/* Below the offset: after a week without updates Telegram
+		 * numbers them anew from a random id, and returns the new
+		 * ones whatever offset we send. Skipping them would lose
+		 * every message from then on and poll without pause; they
+		 * are taken like any other (a repeat of one stored is
+		 * dropped by the inbox), and the offset follows them. */
+		if (v[i].update_id < t->offset)
+			log_warn("event=telegram_update_ids_reset "
+			    "offset=%" PRId64 " update_id=%" PRId64,
+			    t->offset, v[i].update_id);
 		snprintf(next, sizeof next, "%" PRId64, v[i].update_id + 1);
 		cur.key = TG_KV_OFFSET;
 		cur.value = next;

@@ -362,6 +362,31 @@ def test_numbers_out_of_range_refused(r, tmp):
         r.eq(fake.requests("getUpdates"), [], "nothing was fetched")
 
 
+def test_update_ids_renumbered(r, tmp):
+    """After a week without updates Telegram numbers them anew from a
+    lower id: the next message is still handled, without a poll storm."""
+    with tf.Fake(token=TOKEN) as fake:
+        env, db = setup(tmp, fake)
+        p = start(env)
+        onboard(r, fake)
+        wait_text(fake, "Is the skin over the area intact?")
+        drained(fake, db)
+        fake.renumber(1000)
+        n = len(fake.requests("getUpdates"))
+        fake.message(USER, "/help")
+        wait_text(fake, "Here is what I understand")
+        p.expect_err(r"event=telegram_update_ids_reset")
+        fake.wait_confirmed(1000, DEADLINE)
+        stop(r, p)
+        r.check(len(fake.requests("getUpdates")) - n < 10,
+                "polling goes on calmly",
+                len(fake.requests("getUpdates")) - n)
+        r.eq(db_query(db, "SELECT value FROM kv WHERE key = "
+                      "'telegram.offset'"), [("1001",)],
+             "the offset follows the new numbering")
+        no_violations(r, fake)
+
+
 # Texts over Telegram's 4,096 characters. The question breaks at a line;
 # the help text has no line break and two bytes to a letter, so it is cut
 # between letters.
@@ -402,7 +427,7 @@ def test_long_text_in_parts(r, tmp):
         # The second part of the help meets a 429; the daemon stops while
         # it waits, and the next one sends what is left.
         n = len(fake.requests("sendMessage"))
-        fake.fault("429", method="sendMessage", retry_after=2, skip=1)
+        fake.fault("429", method="sendMessage", retry_after=5, skip=1)
         fake.message(USER, "/help")
         fake.wait_requests("sendMessage", n + 2, DEADLINE)
         stop(r, p)
@@ -451,5 +476,6 @@ if __name__ == "__main__":
         test_offset_kept,
         test_numbers_out_of_range_refused,
         test_long_text_in_parts,
+        test_update_ids_renumbered,
         test_wrong_token,
     ]))

@@ -407,6 +407,7 @@ class Fake:
             self.updates = []          # pending (unconfirmed) updates
             self.max_delivered = 0     # highest update_id handed out
             self.confirmed = 0         # highest update_id confirmed
+            self.renumbered = False    # renumber() was called
             self.allowed_updates = []
             self.poll_gen = 0
             self.polling = 0           # getUpdates requests being held
@@ -711,6 +712,22 @@ class Fake:
             r2 = self._new_message(n, None, migrate_from_chat_id=chat_id)
             self._push_update("message", self._message_obj(r2))
             return new_chat_id
+
+    def renumber(self, first_id):
+        """What Telegram does after a week without updates: the next
+        update ids start again from `first_id`, below the old ones. An
+        offset from the old numbering (above every id of the new one)
+        confirms none of the new updates, and getUpdates returns them."""
+        with self.cond:
+            first_id = int(first_id)
+            if first_id >= self.next_update_id or first_id < 1:
+                raise ControlError("renumbering starts below the last id")
+            if self.updates:
+                raise ControlError("updates are pending: renumbering "
+                                   "follows a week without any")
+            self.next_update_id = first_id
+            self.max_delivered = self.confirmed = first_id - 1
+            self.renumbered = True
 
     # ---- faults and limits ------------------------------------------------
 
@@ -1240,7 +1257,10 @@ class Fake:
             me = self.poll_gen
             self.cond.notify_all()      # an older poll ends with 409
             off = p.get("offset")
-            if off is not None and off > 0:
+            if off is not None and self.renumbered and \
+                    off > self.next_update_id:
+                pass        # an offset from before renumber(): no effect
+            elif off is not None and off > 0:
                 lost = [u["update_id"] for u in self.updates
                         if u["update_id"] < off and
                         u["update_id"] > self.max_delivered]
@@ -1570,6 +1590,7 @@ class Fake:
                                         flag("notify", True)),
             "unblock": lambda: self.unblock(num("chat_id"),
                                             flag("notify", True)),
+            "renumber": lambda: self.renumber(num("first_id")),
             "migrate": lambda: self.migrate(num("chat_id"),
                                             num("new_chat_id")),
             "fault": lambda: self.fault(args["kind"], num("count", 1),

@@ -496,6 +496,26 @@ def test_offset_limit_and_allowed_updates(r, tmp):
         f.stop()
 
 
+def test_renumber(r, tmp):
+    f = new_fake()
+    try:
+        old = f.message(USER, "before")["update_id"]
+        call(f, "getUpdates", {})
+        call(f, "getUpdates", {"offset": old + 1})
+        f.renumber(7)
+        new = f.message(USER, "a week later")["update_id"]
+        r.eq(new, 7, "numbered anew from a lower id")
+        res = call(f, "getUpdates", {"offset": old + 1})
+        r.eq([u["update_id"] for u in res.result], [7],
+             "the old offset confirms none of the new updates")
+        res = call(f, "getUpdates", {"offset": 8})
+        r.eq(res.result, [], "the new offset confirms it")
+        f.wait_confirmed(7, timeout=1)
+        r.eq(kinds(f), [], "no violations")
+    finally:
+        f.stop()
+
+
 def test_concurrent_getupdates_conflict(r, tmp):
     f = new_fake()
     try:
@@ -897,6 +917,7 @@ def main():
         test_long_poll_wakes_on_update,
         test_long_poll_timeout,
         test_offset_limit_and_allowed_updates,
+        test_renumber,
         test_concurrent_getupdates_conflict,
         test_rate_limits,
         test_faults,
