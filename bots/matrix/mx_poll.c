@@ -50,6 +50,7 @@ struct mx_item {
 	const char	*event_id;
 	char		*text;		/* owned */
 	int		 clinician;	/* from matrix.clinician_room */
+	int		 vote;		/* a poll answer: text is its answer id */
 };
 
 static void	mx_sync_done(struct matrix *, void *,
@@ -450,7 +451,8 @@ mx_items_free(struct mx_item *v, int n)
 	free(v);
 }
 
-/* The messages of the batch for the engine, in order. */
+/* The messages of the batch for the engine, in order (poll answers as
+ * their answer ids, resolved as they are delivered). */
 static int
 mx_items(struct matrix *m, struct mx_item **out)
 {
@@ -458,7 +460,6 @@ mx_items(struct matrix *m, struct mx_item **out)
 	struct mx_room	*r;
 	struct mx_event	*ev;
 	struct mx_item	*v = NULL;
-	char		*text;
 	int		 n = 0, i, j, clinician;
 
 	*out = NULL;
@@ -477,23 +478,41 @@ mx_items(struct matrix *m, struct mx_item **out)
 			if (m->since == NULL &&
 			    ev->ts < m->started_ms - MX_SKEW_MS)
 				continue;
-			text = NULL;
-			if (ev->kind == MX_EV_TEXT)
-				text = xstrdup(ev->text);
-			else if (ev->kind == MX_EV_POLL_RESPONSE && !clinician &&
-			    mx_answer_text(m, r->id, ev->text, &text) != 1)
-				text = NULL;
-			if (text == NULL)
+			if (ev->kind != MX_EV_TEXT &&
+			    (ev->kind != MX_EV_POLL_RESPONSE || clinician))
 				continue;
 			v = xrealloc(v, (size_t)(n + 1) * sizeof *v);
 			v[n].room = r->id;
 			v[n].event_id = ev->event_id;
 			v[n].clinician = clinician;
-			v[n++].text = text;
+			v[n].vote = ev->kind == MX_EV_POLL_RESPONSE;
+			v[n++].text = xstrdup(ev->text);
 		}
 	}
 	*out = v;
 	return n;
+}
+
+/*
+ * A poll answer becomes the text of the option chosen if its question is
+ * still the one asked, judged now, after the batch's earlier messages: two
+ * votes on one poll in a batch (the patient changed their mind while the
+ * bot was away) must not make the second the next question's answer. A
+ * stale one only moves the cursor, when it is the batch's last.
+ */
+static int
+mx_deliver_vote(struct matrix *m, const struct mx_item *it,
+    const struct engine_cursor *cur)
+{
+	char	*text;
+	int	 rc;
+
+	if (mx_answer_text(m, it->room, it->text, &text) != 1)
+		return cur != NULL ? engine_cursor(m->e, cur, clock_now()) : 0;
+	rc = engine_inbound_at(m->e, MX_ADAPTER, it->room, it->event_id, text,
+	    cur, clock_now());
+	free(text);
+	return rc;
 }
 
 /* Hands the batch to the engine. -1 when the database failed: nothing
@@ -502,6 +521,7 @@ static int
 mx_deliver(struct matrix *m)
 {
 	struct engine_cursor	 cur;
+	const struct engine_cursor *last;
 	struct mx_item		*v;
 	int			 n, i, rc = 0;
 
@@ -509,13 +529,15 @@ mx_deliver(struct matrix *m)
 	cur.value = m->batch.sync.next_batch;
 	n = mx_items(m, &v);
 	for (i = 0; i < n && rc >= 0; i++) {
+		last = i == n - 1 ? &cur : NULL;
 		if (v[i].clinician)
 			rc = mx_clinic_message(m, v[i].event_id, v[i].text,
-			    i == n - 1 ? &cur : NULL);
+			    last);
+		else if (v[i].vote)
+			rc = mx_deliver_vote(m, &v[i], last);
 		else
 			rc = engine_inbound_at(m->e, MX_ADAPTER, v[i].room,
-			    v[i].event_id, v[i].text, i == n - 1 ? &cur : NULL,
-			    clock_now());
+			    v[i].event_id, v[i].text, last, clock_now());
 	}
 	if (n == 0)
 		rc = engine_cursor(m->e, &cur, clock_now());

@@ -506,6 +506,35 @@ def test_clinician_room_gap(r, tmp):
         no_violations(r, fake)
 
 
+def test_changed_vote_in_one_batch(r, tmp):
+    """Two votes on one poll reach the bot in one /sync (the patient
+    changed their mind while it was away): the first answers the question,
+    the second is stale and answers nothing else."""
+    with mf.Fake() as fake:
+        env, db = setup(tmp, fake)
+        p = start(env)
+        room = joined_room(fake, r)
+        onboard(r, fake, room)
+        skin = wait_text(fake, room, "Is the skin over the area intact?")[-1]
+        poll = poll_after(fake, room, skin)
+        fake.wait_syncing(DEADLINE)
+        fake.hold_sync(True)
+        pick(fake, room, poll, "Yes")
+        pick(fake, room, poll, "No")
+        fake.hold_sync(False)
+        wait_text(fake, room, "Anything your clinic should know?")
+        fake.say(PAT, room, "all fine")
+        db_wait(db, "SELECT count(*) FROM answers WHERE question = 'note'",
+                lambda n: n == 1, "the note answered")
+        drained(db)
+        stop(r, p)
+        r.eq(db_query(db, "SELECT question, value FROM answers WHERE "
+                      "questionnaire = 'screening' ORDER BY id"),
+             [("skin", "yes"), ("note", "all fine")],
+             "the second vote answered nothing")
+        no_violations(r, fake)
+
+
 def test_retries_never_post_twice(r, tmp):
     with mf.Fake() as fake:
         env, db = setup(tmp, fake)
@@ -922,6 +951,7 @@ if __name__ == "__main__":
         test_course_in_virtual_time,
         test_adapter_texts_from_the_catalog,
         test_clinician_room_gap,
+        test_changed_vote_in_one_batch,
         test_retries_never_post_twice,
         test_429_waits_for_one_room_only,
         test_sync_after_a_stray_401,
