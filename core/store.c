@@ -107,7 +107,7 @@ static const char *store_sql_text[SQL_COUNT] = {
 	    " chat, body, meta, created_at, not_before, attempts, sent_at)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1, ?6)",
 	[SQL_OUTBOX_NEXT] = "SELECT id, patient_id, adapter, chat, body, meta,"
-	    " attempts, sent_upto FROM outbox WHERE adapter = ?1 AND sent_at = 0"
+	    " attempts, sent_upto, created_at FROM outbox WHERE adapter = ?1 AND sent_at = 0"
 	    " AND not_before <= ?2 ORDER BY id LIMIT 1",
 	[SQL_OUTBOX_DROP] = "UPDATE outbox SET sent_at = ?2, failed = ?3,"
 	    " attempts = attempts + 1 WHERE id = ?1",

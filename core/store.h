@@ -101,6 +101,7 @@ struct store_out {
 	char	*meta;			/* JSON or NULL; owned */
 	int	 attempts;
 	int64_t	 sent_upto;		/* bytes of body delivered so far */
+	int64_t	 created_at;
 };
 
 /* Opens (creating if needed) and migrates the database at `path`; ":memory:"

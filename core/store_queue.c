@@ -101,6 +101,7 @@ store_out_read(sqlite3_stmt *st, struct store_out *o)
 	o->meta = store_dup(st, 5);
 	o->attempts = sqlite3_column_int(st, 6);
 	o->sent_upto = sqlite3_column_int64(st, 7);
+	o->created_at = sqlite3_column_int64(st, 8);
 	sqlite3_reset(st);
 }
 

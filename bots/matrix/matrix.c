@@ -259,7 +259,8 @@ mx_handle_closed(uv_handle_t *h)
 }
 
 /* The per-database transaction id prefix: random, made once, so a
- * restored database or a second bot never reuses another's ids. */
+ * second bot's database never makes another's ids (mx_send_part() adds
+ * what keeps a row's own apart from those of rows gone before it). */
 static int
 mx_txn_prefix(struct matrix *m, char **cause)
 {

@@ -302,6 +302,24 @@ mx_defer(struct matrix *m, struct mx_sroom *c, int64_t id, int64_t until)
 static void	mx_send_done(struct matrix *, void *,
 		    const struct fetch_result *);
 
+/* FNV-1a: a short digest of the body for the txnId. */
+static uint32_t
+mx_digest(const char *s)
+{
+	uint32_t	h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/*
+ * The txnId is the same on every try of a row, so a retry after a lost
+ * answer never posts twice. Row ids alone can come back (an erasure
+ * deletes the highest rows, a restored backup goes back to lower ones)
+ * and a homeserver may remember a txnId for good: the row's creation
+ * time and a digest of its text make a new row's txnId its own.
+ */
 static void
 mx_send_part(struct matrix *m)
 {
@@ -310,9 +328,11 @@ mx_send_part(struct matrix *m)
 
 	content = o->part == 0 ? mx_notice(&o->row) : mx_poll(&o->row);
 	room = mx_escape(o->room);
-	path = xasprintf("/rooms/%s/send/%s/s%s-%" PRId64 "%s", room,
+	path = xasprintf("/rooms/%s/send/%s/s%s-%" PRId64 "-%" PRId64 "-%08"
+	    PRIx32 "%s", room,
 	    o->part == 0 ? "m.room.message" : "org.matrix.msc3381.poll.start",
-	    m->txn_prefix, o->row.id, o->part == 0 ? "" : "-poll");
+	    m->txn_prefix, o->row.id, o->row.created_at,
+	    mx_digest(o->row.body), o->part == 0 ? "" : "-poll");
 	log_debug("event=matrix_send row=%" PRId64 " part=%d", o->row.id,
 	    o->part);
 	mx_call(m, "PUT", path, content, 0, mx_send_done, NULL);

@@ -535,6 +535,28 @@ def test_changed_vote_in_one_batch(r, tmp):
         no_violations(r, fake)
 
 
+def test_erasure_goodbye_arrives(r, tmp):
+    """An erasure deletes the patient's outbox rows, so the goodbye may get
+    the id of one of them: its txnId is still its own, and it arrives
+    (the fake, like some homeservers, remembers a txnId for good)."""
+    with mf.Fake() as fake:
+        env, db = setup(tmp, fake)
+        p = start(env)
+        room = joined_room(fake, r)
+        onboard(r, fake, room)
+        wait_text(fake, room, "Is the skin over the area intact?")
+        drained(db)
+        fake.say(PAT, room, "/erase")
+        wait_text(fake, room, "delete everything I have stored")
+        drained(db)
+        fake.say(PAT, room, "yes")
+        wait_text(fake, room, "everything I had stored about you has been "
+                  "deleted")
+        drained(db)
+        stop(r, p)
+        no_violations(r, fake)
+
+
 def test_retries_never_post_twice(r, tmp):
     with mf.Fake() as fake:
         env, db = setup(tmp, fake)
@@ -560,10 +582,13 @@ def test_retries_never_post_twice(r, tmp):
         r.eq(len(fake.bot_events(room, mf.POLL_START)), 1, "one poll")
         prefix = db_query(db, "SELECT value FROM kv WHERE key = "
                           "'matrix.txn_prefix'")[0][0]
-        m = re.search(r"/s%s-([0-9]+)$" % prefix, sends[0]["path"])
+        m = re.search(r"/s%s-([0-9]+)-([0-9]+)-[0-9a-f]{8}$" % prefix,
+                      sends[0]["path"])
         r.check(m and db_query(db, "SELECT count(*) FROM outbox WHERE id = "
-                               "?", (int(m.group(1)),))[0][0] == 1,
-                "txnId is s<prefix>-<outbox row id>", sends[0]["path"])
+                               "? AND created_at = ?", (int(m.group(1)),
+                                                       int(m.group(2))))[0][0]
+                == 1, "txnId is s<prefix>-<row id>-<created at>-<digest>",
+                sends[0]["path"])
         # A sync that drops and a 500 on /sync: polling goes on.
         fake.fault("drop", endpoint="sync")
         fake.fault("500", endpoint="sync")
@@ -952,6 +977,7 @@ if __name__ == "__main__":
         test_adapter_texts_from_the_catalog,
         test_clinician_room_gap,
         test_changed_vote_in_one_batch,
+        test_erasure_goodbye_arrives,
         test_retries_never_post_twice,
         test_429_waits_for_one_room_only,
         test_sync_after_a_stray_401,
