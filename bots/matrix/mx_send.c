@@ -292,11 +292,11 @@ mx_sroom_get(struct matrix *m, const char *id)
 
 /* Whole seconds: the outbox's not_before is in seconds, and a room's
  * later rows must not overtake one put off to the next second. */
-static void
+static int
 mx_defer(struct matrix *m, struct mx_sroom *c, int64_t id, int64_t until)
 {
 	c->until_ms = (until + 999) / 1000 * 1000;
-	store_outbox_retry(engine_store(m->e), id, c->until_ms / 1000);
+	return store_outbox_retry(engine_store(m->e), id, c->until_ms / 1000);
 }
 
 static void	mx_send_done(struct matrix *, void *,
@@ -361,30 +361,33 @@ mx_destination(struct matrix *m, const struct store_out *row)
 }
 
 /* Takes the next row that may go now and starts it; 0 if one started, 1
- * if one was put off or dropped (look again), -1 if there is none. */
+ * if one was put off or dropped (look again), -1 if there is none or the
+ * store could not record that (the row would come back at once: the send
+ * timer tries again later instead). */
 static int
 mx_next(struct matrix *m, int64_t now)
 {
 	struct store_out	 row;
 	struct mx_sroom		*c;
 	char			*room;
+	int			 rc;
 
 	if (store_outbox_next(engine_store(m->e), MX_ADAPTER, now / 1000,
 	    &row) != 0)
 		return -1;
 	if ((room = mx_destination(m, &row)) == NULL || row.body[0] == '\0') {
-		store_outbox_drop(engine_store(m->e), row.id, clock_now(),
+		rc = store_outbox_drop(engine_store(m->e), row.id, clock_now(),
 		    "undeliverable");
 		free(room);
 		store_out_clear(&row);
-		return 1;
+		return rc == 0 ? 1 : -1;
 	}
 	c = mx_sroom_get(m, room);
 	if (c->until_ms > now) {
-		mx_defer(m, c, row.id, c->until_ms);
+		rc = mx_defer(m, c, row.id, c->until_ms);
 		free(room);
 		store_out_clear(&row);
-		return 1;
+		return rc == 0 ? 1 : -1;
 	}
 	m->out.row = row;
 	m->out.room = room;

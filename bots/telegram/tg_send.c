@@ -248,11 +248,13 @@ tg_round_up(int64_t ms)
 	return (ms + 999) / 1000 * 1000;
 }
 
-static void
+/* 0, or -1 if the store could not record it (the row comes back at
+ * once: tg_next() must not take it again in the same flush). */
+static int
 tg_defer(struct telegram *t, struct tg_chat *c, int64_t id, int64_t until)
 {
 	c->until_ms = tg_round_up(until);
-	store_outbox_retry(engine_store(t->e), id, c->until_ms / 1000);
+	return store_outbox_retry(engine_store(t->e), id, c->until_ms / 1000);
 }
 
 static void
@@ -262,11 +264,12 @@ tg_mark_sent(struct telegram *t, int64_t id)
 		metrics_adapter_count(TG_ADAPTER, METRICS_SENT, 1);
 }
 
-/* Out of the queue, but recorded as not delivered. */
-static void
+/* Out of the queue, but recorded as not delivered. 0 or -1 as
+ * tg_defer(). */
+static int
 tg_mark_dropped(struct telegram *t, int64_t id, const char *why)
 {
-	store_outbox_drop(engine_store(t->e), id, clock_now(), why);
+	return store_outbox_drop(engine_store(t->e), id, clock_now(), why);
 }
 
 /* The end of the part starting at `off`: at most TG_TEXT_MAX bytes, at a
@@ -446,13 +449,16 @@ tg_destination(struct telegram *t, const struct store_out *row,
 }
 
 /* Takes the next row that may go now and starts it; 0 if one started, 1
- * if one was put off or dropped (look again), -1 if there is none. */
+ * if one was put off or dropped (look again), -1 if there is none or the
+ * store could not record that (the row would come back at once: the send
+ * timer tries again later instead). */
 static int
 tg_next(struct telegram *t, int64_t now)
 {
 	struct store_out	 row;
 	struct tg_chat		*c;
 	int64_t			 chat;
+	int			 rc;
 
 	if (store_outbox_next(engine_store(t->e), TG_ADAPTER, now / 1000,
 	    &row) != 0)
@@ -460,17 +466,17 @@ tg_next(struct telegram *t, int64_t now)
 	if (tg_destination(t, &row, &chat) != 0 || row.body[0] == '\0') {
 		/* Never deliverable: out of the queue, or it would block
 		 * it; recorded as undelivered. */
-		tg_mark_dropped(t, row.id, "undeliverable");
+		rc = tg_mark_dropped(t, row.id, "undeliverable");
 		store_out_clear(&row);
-		return 1;
+		return rc == 0 ? 1 : -1;
 	}
 	c = tg_chat_get(t, chat);
 	tg_refill(&c->tokens, &c->last_ms, t->rate_chat, now);
 	if (c->until_ms > now || c->tokens < 1) {
-		tg_defer(t, c, row.id, c->until_ms > now ? c->until_ms :
+		rc = tg_defer(t, c, row.id, c->until_ms > now ? c->until_ms :
 		    now + (int64_t)((1 - c->tokens) * 1000 / t->rate_chat));
 		store_out_clear(&row);
-		return 1;
+		return rc == 0 ? 1 : -1;
 	}
 	c->tokens -= 1;
 	t->gtokens -= 1;
