@@ -39,6 +39,7 @@ struct tg_out {
 	struct store_out row;
 	int64_t		 chat;		/* where it goes */
 	size_t		 off;		/* of the next part in row.body */
+	size_t		 len;		/* of row.body, less white space at the end */
 	int		 active;
 	char		*neutral;	/* a private reminder's text; owned */
 	int64_t		 edit;		/* an edit of this message_id, or 0 */

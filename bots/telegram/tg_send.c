@@ -272,15 +272,29 @@ tg_mark_dropped(struct telegram *t, int64_t id, const char *why)
 	return store_outbox_drop(engine_store(t->e), id, clock_now(), why);
 }
 
-/* The end of the part starting at `off`: at most TG_TEXT_MAX bytes, at a
- * line break when one is near, never inside a UTF-8 sequence. */
+/* The length of the text Telegram will show: it strips white space at the
+ * end, and refuses a message (or a last part) of nothing else. */
 static size_t
-tg_part_end(const char *s, size_t off)
+tg_text_len(const char *s)
 {
-	size_t	len = strlen(s + off), end, i;
+	size_t	n = strlen(s);
 
-	if (len <= TG_TEXT_MAX)
-		return off + len;
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\n' ||
+	    s[n - 1] == '\r' || s[n - 1] == '\t'))
+		n--;
+	return n;
+}
+
+/* The end of the part of s[0..len) starting at `off`: at most TG_TEXT_MAX
+ * bytes, at a line break when one is near, never inside a UTF-8
+ * sequence. The part ending at `len` is the last. */
+static size_t
+tg_part_end(const char *s, size_t off, size_t len)
+{
+	size_t	end, i;
+
+	if (len - off <= TG_TEXT_MAX)
+		return len;
 	end = off + TG_TEXT_MAX;
 	for (i = end; i > off + TG_TEXT_MAX / 2; i--)
 		if (s[i - 1] == '\n')
@@ -294,10 +308,8 @@ tg_part_end(const char *s, size_t off)
  * that is a place tg_part_end() could have left (else from the start: a
  * part twice rather than a part lost). */
 static size_t
-tg_part_start(const struct store_out *row)
+tg_part_start(const struct store_out *row, size_t len)
 {
-	size_t	len = strlen(row->body);
-
 	if (row->sent_upto <= 0 || (uint64_t)row->sent_upto >= len ||
 	    ((unsigned char)row->body[row->sent_upto] & 0xc0) == 0x80)
 		return 0;
@@ -389,7 +401,7 @@ static void
 tg_send_part(struct telegram *t)
 {
 	struct tg_out	*o = &t->out;
-	size_t		 end = tg_part_end(o->row.body, o->off);
+	size_t		 end = tg_part_end(o->row.body, o->off, o->len);
 	cJSON		*b, *kb;
 	char		 id[32], *text, *body;
 
@@ -411,7 +423,7 @@ tg_send_part(struct telegram *t)
 	cJSON_AddStringToObject(b, "text", text);
 	free(text);
 	/* The buttons go under the last part, where the question is. */
-	if (o->row.body[end] == '\0' && (kb = tg_keyboard(o->row.meta)) != NULL)
+	if (end == o->len && (kb = tg_keyboard(o->row.meta)) != NULL)
 		cJSON_AddItemToObject(b, "reply_markup", kb);
 send:
 	body = cJSON_PrintUnformatted(b);
@@ -463,7 +475,7 @@ tg_next(struct telegram *t, int64_t now)
 	if (store_outbox_next(engine_store(t->e), TG_ADAPTER, now / 1000,
 	    &row) != 0)
 		return -1;
-	if (tg_destination(t, &row, &chat) != 0 || row.body[0] == '\0') {
+	if (tg_destination(t, &row, &chat) != 0 || tg_text_len(row.body) == 0) {
 		/* Never deliverable: out of the queue, or it would block
 		 * it; recorded as undelivered. */
 		rc = tg_mark_dropped(t, row.id, "undeliverable");
@@ -482,7 +494,8 @@ tg_next(struct telegram *t, int64_t now)
 	t->gtokens -= 1;
 	t->out.row = row;
 	t->out.chat = chat;
-	t->out.off = tg_part_start(&row);
+	t->out.len = tg_text_len(row.body);
+	t->out.off = tg_part_start(&row, t->out.len);
 	t->out.active = 1;
 	tg_send_part(t);
 	return 0;
@@ -592,6 +605,16 @@ tg_send_failed(struct telegram *t, struct tg_chat *c,
 		tg_send_migrated(t, err.migrate_to);
 		return;
 	}
+	if (r->error == 0 && r->status == 400) {
+		/* Telegram refuses the message itself (a chat that is not
+		 * there, a text or keyboard it cannot take): sending it
+		 * again would only hold the chat's later messages behind it
+		 * for good. Recorded as undelivered, and said loudly. */
+		log_error("event=telegram_send_rejected row=%" PRId64
+		    " error=%s", o->row.id, log_q(err.description));
+		tg_mark_dropped(t, o->row.id, "rejected");
+		return;
+	}
 	/* Network errors, 5xx, and anything else: try again later. */
 	c->fails++;
 	log_warn("event=telegram_send_failed row=%" PRId64 " status=%ld "
@@ -620,8 +643,8 @@ tg_send_done(void *ud, const struct fetch_result *r)
 	 * marking it sent could lose the message. */
 	if (r->error == 0 && r->status == 200 && tg_parse_ok(r->body, r->len)) {
 		c->fails = 0;
-		end = tg_part_end(o->row.body, o->off);
-		if (o->neutral == NULL && o->row.body[end] != '\0') {
+		end = tg_part_end(o->row.body, o->off, o->len);
+		if (o->neutral == NULL && end < o->len) {
 			/* The next part waits for the chat's bucket like
 			 * any message; the row keeps its place, and the
 			 * store where it goes on, for a restart. */

@@ -387,6 +387,40 @@ def test_update_ids_renumbered(r, tmp):
         no_violations(r, fake)
 
 
+def test_refused_message_dropped(r, tmp):
+    """A message Telegram refuses for good (400) is recorded as not
+    delivered and holds up nothing after it; a text of only white space
+    is never sent; trailing white space makes no part of its own."""
+    with tf.Fake(token=TOKEN) as fake:
+        env, db = setup(tmp, fake)
+        p = start(env)
+        onboard(r, fake)
+        wait_text(fake, "Is the skin over the area intact?")
+        drained(fake, db)
+        fake.fault("400", method="sendMessage")
+        fake.message(USER, "/help")
+        fake.message(USER, "/help")
+        wait_text(fake, "Here is what I understand")
+        drained(fake, db)
+        p.expect_err(r"event=telegram_send_rejected")
+        chat = db_query(db, "SELECT chat FROM patients")[0][0]
+        for body in (" \n ", "x" * 4095 + "\n\n"):
+            db_exec(db, "INSERT INTO outbox (patient_id, adapter, chat, "
+                    "body, created_at, not_before) VALUES (1, 'telegram', "
+                    "?, ?, 0, 0)", (chat, body))
+        drained(fake, db)
+        stop(r, p)
+        r.eq(db_query(db, "SELECT failed, count(*) FROM outbox WHERE "
+                      "failed IS NOT NULL GROUP BY 1 ORDER BY 1"),
+             [("rejected", 1), ("undeliverable", 1)],
+             "the refused one and the blank one, recorded as not delivered")
+        r.eq(len([t for t in texts(fake) if "Here is what I understand" in t]),
+             1, "the refused help was not sent again; the next one went")
+        r.eq([len(t) for t in texts(fake) if t.startswith("xxx")], [4095],
+             "trailing white space makes no part of its own")
+        no_violations(r, fake)
+
+
 # Texts over Telegram's 4,096 characters. The question breaks at a line;
 # the help text has no line break and two bytes to a letter, so it is cut
 # between letters.
@@ -477,5 +511,6 @@ if __name__ == "__main__":
         test_numbers_out_of_range_refused,
         test_long_text_in_parts,
         test_update_ids_renumbered,
+        test_refused_message_dropped,
         test_wrong_token,
     ]))

@@ -61,7 +61,7 @@ CHAT_ACTIONS = ("typing", "upload_photo", "record_video", "upload_video",
 # Update types not delivered unless asked for by name.
 NOT_DEFAULT_UPDATES = ("chat_member", "message_reaction",
                        "message_reaction_count")
-FAULT_KINDS = ("429", "500", "502", "malformed", "drop", "slow")
+FAULT_KINDS = ("400", "429", "500", "502", "malformed", "drop", "slow")
 
 CONFLICT_POLL = ("Conflict: terminated by other getUpdates request; make "
                  "sure that only one bot instance is running")
@@ -735,7 +735,8 @@ class Fake:
               after=False, skip=0):
         """After `skip` requests that pass (of `method` only, if given),
         the next `count` fail:
-        "429" (parameters.retry_after), "500", "502", "malformed" (200 with
+        "400" (a request refused as such), "429" (parameters.retry_after),
+        "500", "502", "malformed" (200 with
         a body that is not JSON), "drop" (connection closed without an
         answer), "slow" (answered normally after `delay` seconds). With
         after=True the request is carried out first and only its answer is
@@ -1023,6 +1024,9 @@ class Fake:
                 "ok": False, "error_code": 429,
                 "description": "Too Many Requests: retry after %d" % ra,
                 "parameters": {"retry_after": ra}}
+        elif k == "400":
+            status, obj = 400, {"ok": False, "error_code": 400,
+                                "description": "Bad Request: injected"}
         elif k in ("500", "502"):
             status = int(k)
             obj = {"ok": False, "error_code": status,
