@@ -106,12 +106,17 @@ tg_hook_retry(uv_timer_t *h)
 		tg_hook_delete(t);
 }
 
-/* A failed setWebhook or deleteWebhook: again after a backoff. */
-static void
-tg_hook_backoff(struct telegram *t, const char *method, long status)
+/* A failed setWebhook or deleteWebhook (or a poll a webhook stands in
+ * the way of): again after a backoff, at least a 429's retry_after. */
+void
+tg_hook_backoff(struct telegram *t, const char *method,
+    const struct fetch_result *r)
 {
-	int64_t	ms = tg_backoff_ms(++t->hook_fails);
+	int64_t	ms = tg_backoff_ms(++t->hook_fails), ra;
+	long	status = r->error == 0 ? r->status : 0;
 
+	if (status == 429 && (ra = tg_retry_after_ms(r)) > ms)
+		ms = ra;
 	t->connected = 0;
 	log_warn("event=telegram_call_failed method=%s status=%ld "
 	    "retry_ms=%" PRId64, method, status, ms);
@@ -140,7 +145,7 @@ tg_hook_set_done(void *ud, const struct fetch_result *r)
 	    tg_hook_unauthorized(t, r))
 		return;
 	if (r->error != 0 || r->status != 200) {
-		tg_hook_backoff(t, "setWebhook", r->status);
+		tg_hook_backoff(t, "setWebhook", r);
 		return;
 	}
 	t->hook_fails = 0;
@@ -172,12 +177,13 @@ tg_hook_delete_done(void *ud, const struct fetch_result *r)
 	if (r->error == FETCH_ECANCELED || t->closing ||
 	    tg_hook_unauthorized(t, r))
 		return;
-	if (r->error != 0 || r->status >= 500) {
-		tg_hook_backoff(t, "deleteWebhook", r->status);
+	if (r->error != 0 || r->status >= 500 || r->status == 429) {
+		tg_hook_backoff(t, "deleteWebhook", r);
 		return;
 	}
 	/* Another answer (a Bot API without the method, say) is no reason
-	 * not to poll: a webhook still set shows as 409s there. */
+	 * not to poll: a webhook still set shows as 409s there, which
+	 * bring us back here (tg_poll_done()). */
 	t->hook_fails = 0;
 	tg_poll_start(t);
 }

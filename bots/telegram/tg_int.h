@@ -130,6 +130,8 @@ int	 tg_chat_moved(struct telegram *, const char *from, const char *to,
 int	 tg_hook_check(const struct config *, char **cause);
 void	 tg_hook_start(struct telegram *);
 void	 tg_hook_delete(struct telegram *);
+void	 tg_hook_backoff(struct telegram *, const char *method,
+	    const struct fetch_result *);
 
 /* tg_summary.c */
 int	 tg_summary_start(struct telegram *, char **cause);

@@ -174,6 +174,19 @@ tg_poll_updates(struct telegram *t, const struct fetch_result *r)
 	tg_poll_start(t);
 }
 
+/* 1 if a 409 says a webhook is set ("can't use getUpdates method while
+ * webhook is active"): the description is all that tells it from a
+ * second poller's 409. */
+static int
+tg_poll_webhook_in_way(const struct fetch_result *r)
+{
+	struct tg_error	err;
+
+	memset(&err, 0, sizeof err);
+	return r->body != NULL && tg_parse_error(r->body, r->len, &err) == 0 &&
+	    strstr(err.description, "webhook") != NULL;
+}
+
 static void
 tg_poll_done(void *ud, const struct fetch_result *r)
 {
@@ -203,9 +216,15 @@ tg_poll_done(void *ud, const struct fetch_result *r)
 		    log_q("the Bot API refused telegram.token"));
 		return;
 	case 409:
-		/* Another getUpdates or a webhook holds the bot: backing off
-		 * (doubling, with jitter) keeps two daemons from taking
-		 * turns at a request a second. */
+		/* A webhook still set (a deleteWebhook that did not take):
+		 * delete it again, after a backoff. Another getUpdates holds
+		 * the bot: backing off (doubling, with jitter) keeps two
+		 * daemons from taking turns at a request a second. */
+		if (tg_poll_webhook_in_way(r)) {
+			t->connected = 0;
+			tg_hook_backoff(t, "getUpdates", r);
+			return;
+		}
 		tg_poll_backoff(t, "conflict", r->status, 0);
 		return;
 	case 429:

@@ -136,6 +136,33 @@ def test_webhook(r, tmp):
         r.eq(integrity(db), "ok", "integrity_check")
 
 
+def test_webhook_in_the_way(r, tmp):
+    """Back to polling while a webhook stays set: a deleteWebhook answered
+    429 is tried again after its retry_after, and a 409 that says a
+    webhook is active deletes it again, until polling works."""
+    with tf.Fake(token=TOKEN) as fake:
+        port = free_port()
+        env, db = hook_env(tmp, fake, port)
+        d = Daemon(BIN, env)
+        d.p.expect_err(r"event=telegram_webhook_set")
+        stop(r, d)
+        del env["STRIGIL_TELEGRAM_WEBHOOK_URL"]
+        del env["STRIGIL_TELEGRAM_WEBHOOK_SECRET_FILE"]
+        env["STRIGIL_HTTP_PORT"] = "0"
+        fake.fault("429", method="deleteWebhook", retry_after=1)
+        fake.fault("400", method="deleteWebhook")
+        d = Daemon(BIN, env, "polling")
+        fake.start_command(USER)
+        wait_text(fake, USER, "Do you agree?")
+        stop(r, d)
+        r.eq([q["status"] for q in fake.requests("deleteWebhook")],
+             [429, 400, 200], "deleteWebhook until it took")
+        r.eq(fake.requests("getUpdates")[0]["status"], 409,
+             "the poll the webhook stood in the way of")
+        r.eq(fake.webhook_info()["url"], "", "the webhook is gone")
+        r.eq(fake.violations(), [], "the fake saw no spec violations")
+
+
 def test_webhook_config(r, tmp):
     with tf.Fake(token=TOKEN) as fake:
         env, db = setup(BIN, tmp, fake, STRIGIL_TELEGRAM_WEBHOOK_URL=(
@@ -160,5 +187,6 @@ def test_webhook_config(r, tmp):
 if __name__ == "__main__":
     sys.exit(Runner().run([
         test_webhook,
+        test_webhook_in_the_way,
         test_webhook_config,
     ]))
