@@ -464,6 +464,9 @@ def test_long_text_in_parts(r, tmp):
         fake.fault("429", method="sendMessage", retry_after=5, skip=1)
         fake.message(USER, "/help")
         fake.wait_requests("sendMessage", n + 2, DEADLINE)
+        # The fake logs a request as it comes: wait for the daemon to
+        # have taken the 429 (and stored the wait) before stopping it.
+        p.expect_err(r"event=telegram_rate_limited")
         stop(r, p)
         r.eq([q["status"] for q in fake.requests("sendMessage")[n:]],
              [200, 429], "the first part went, the second met a 429")
