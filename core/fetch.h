@@ -25,6 +25,10 @@ struct fetch;
 #define FETCH_ECANCELED	(-1)
 /* The answer was larger than fetch_req.max_body. */
 #define FETCH_ETOOBIG	(-2)
+/* Not fetch's own: a caller whose fetch_start() failed on an open client
+ * (no memory, an option curl refused) may answer its callback with this,
+ * so that the request is retried like one that failed on the way. */
+#define FETCH_ESTART	(-3)
 
 struct fetch_req {
 	const char	*method;	/* "GET" (default) or "POST", "PUT", ... */

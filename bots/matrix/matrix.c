@@ -143,10 +143,12 @@ mx_req_start(struct mx_req *q)
 	req.timeout_ms = q->timeout_ms;
 	q->gen = m->gen;
 	if (fetch_start(m->f, &req, mx_req_done, q) != 0) {
-		/* Only a closing client refuses. */
+		/* A closing client refuses; so may curl, rarely: then the
+		 * caller retries as after a network error, rather than wait
+		 * for ever for an answer that never comes. */
 		memset(&r, 0, sizeof r);
-		r.error = FETCH_ECANCELED;
-		r.message = "closing";
+		r.error = m->closing ? FETCH_ECANCELED : FETCH_ESTART;
+		r.message = m->closing ? "closing" : "cannot start the request";
 		q->done(m, q->ud, &r);
 		mx_req_free(q);
 		q = NULL;
