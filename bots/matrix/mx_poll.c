@@ -390,8 +390,13 @@ mx_gap_done(struct matrix *m, void *ud, const struct fetch_result *r)
 		b->gap[b->ngap++] = pg.events[i];
 		memset(&pg.events[i], 0, sizeof pg.events[i]);
 	}
-	if (pg.nevents == 0 || pg.end == NULL || ++b->gap_pages >= MX_GAP_PAGES)
+	if (pg.nevents == 0 || pg.end == NULL)
 		end = 1;
+	else if (!end && ++b->gap_pages >= MX_GAP_PAGES) {
+		/* What lies past this many pages is not read: say so. */
+		log_warn("event=matrix_gap_given_up pages=%d", b->gap_pages);
+		end = 1;
+	}
 	if (!end) {
 		free(b->gap_from);
 		b->gap_from = xstrdup(pg.end);
