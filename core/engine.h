@@ -148,8 +148,11 @@ int	engine_clear_command(struct engine *e, const char *arg, int64_t now,
  * with *text (the value; caller frees) when that question is still the one
  * the patient at (adapter, chat) is asked, 0 for an option of a question
  * that has moved on (a stale button: nothing goes to the engine), -1 for an
- * id the engine never made.
+ * id the engine never made, ENGINE_EDB when the database could not say
+ * (the caller leaves the press to be delivered again, rather than call it
+ * stale and lose the answer).
  */
+#define ENGINE_EDB	(-2)
 int	engine_answer_text(struct engine *e, const char *adapter,
 	    const char *chat, const char *id, char **text);
 

@@ -428,17 +428,17 @@ engine_answer(struct engine_op *op, const char *text)
 /* ---- buttons and poll options -------------------------------------- */
 
 /* Is question `idx` (1-based) of `qnr` still the one the patient at
- * (adapter, chat) is asked? */
+ * (adapter, chat) is asked? 1, 0, or -1 on a database error. */
 static int
 engine_question_live(struct engine *e, const char *adapter,
     const char *chat, const char *qnr, size_t qlen, long idx)
 {
 	struct store_patient	p;
-	int			live;
+	int			live, rc;
 
 	memset(&p, 0, sizeof p);
-	if (store_patient_find(e->st, adapter, chat, &p) != 0)
-		return 0;
+	if ((rc = store_patient_find(e->st, adapter, chat, &p)) != 0)
+		return rc < 0 ? -1 : 0;
 	live = strlen(p.ask_q) == qlen && strncmp(p.ask_q, qnr, qlen) == 0 &&
 	    p.ask_i + 1 == idx;
 	return live;
@@ -465,9 +465,15 @@ engine_answer_text(struct engine *e, const char *adapter, const char *chat,
 	idx = strtol(colon + 1, &end, 10);
 	if (end != value || value[1] == '\0')
 		return -1;
-	if (!engine_question_live(e, adapter, chat, qnr, (size_t)(colon - qnr),
-	    idx))
+	switch (engine_question_live(e, adapter, chat, qnr,
+	    (size_t)(colon - qnr), idx)) {
+	case 1:
+		break;
+	case 0:
 		return 0;
+	default:
+		return ENGINE_EDB;
+	}
 	*text = xstrdup(value + 1);
 	return 1;
 }

@@ -512,7 +512,9 @@ mx_deliver_vote(struct matrix *m, const struct mx_item *it,
 	char	*text;
 	int	 rc;
 
-	if (mx_answer_text(m, it->room, it->text, &text) != 1)
+	if ((rc = mx_answer_text(m, it->room, it->text, &text)) == ENGINE_EDB)
+		return -1;	/* the batch comes again; it may be live */
+	if (rc != 1)
 		return cur != NULL ? engine_cursor(m->e, cur, clock_now()) : 0;
 	rc = engine_inbound_at(m->e, MX_ADAPTER, it->room, it->event_id, text,
 	    cur, clock_now());

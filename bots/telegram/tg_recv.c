@@ -186,8 +186,11 @@ tg_press(struct telegram *t, const struct tg_update *u, const char *chat,
 	char	*text = NULL, lang[16];
 	int	 live, rc;
 
-	live = u->text != NULL &&
-	    tg_button_text(t, u->chat_id, u->text, &text) == 1;
+	rc = u->text != NULL ? tg_button_text(t, u->chat_id, u->text, &text) :
+	    0;
+	if (rc == ENGINE_EDB)
+		return -1;	/* the press comes again; it may be live */
+	live = rc == 1;
 	if (live)
 		rc = engine_inbound_at(t->e, TG_ADAPTER, chat, ext, text, cur,
 		    clock_now());

@@ -397,6 +397,32 @@ test_answer_text(void)
 	world_close(&w);
 }
 
+/* A database that cannot say whether the question is live: neither live
+ * nor stale (a stale press is dropped; this one must come again). */
+static void
+test_answer_text_db_error(void)
+{
+	struct world		 w;
+	struct store_patient	 p;
+	char			*text = NULL, id[64], path[192];
+
+	clock_init(CLOCK_MANUAL, T0);
+	db_path(path, sizeof path, "answer.db");
+	if (world_open(&w, path) != 0)
+		return;
+	CHECK_INT(engine_inbound(w.e, AD, "1", "m1", "/start", T0), 0);
+	CHECK_INT(store_patient_find(w.st, AD, "1", &p), 0);
+	snprintf(id, sizeof id, "a:%s:%d:yes", p.ask_q, p.ask_i + 1);
+	CHECK_INT(raw_exec(path, "ALTER TABLE patients RENAME TO gone"), 0);
+	CHECK_INT(engine_answer_text(w.e, AD, "1", id, &text), ENGINE_EDB);
+	CHECK(text == NULL);
+	CHECK_INT(raw_exec(path, "ALTER TABLE gone RENAME TO patients"), 0);
+	CHECK_INT(engine_answer_text(w.e, AD, "1", id, &text), 1);
+	free(text);
+	world_close(&w);
+	db_unlink(path);
+}
+
 static void
 test_handler_error(void)
 {
@@ -741,6 +767,7 @@ main(void)
 	TEST(test_duplicate);
 	TEST(test_cursor);
 	TEST(test_answer_text);
+	TEST(test_answer_text_db_error);
 	TEST(test_handler_error);
 	TEST(test_deliver_in_process);
 	TEST(test_min_interval);
