@@ -43,6 +43,16 @@ PROGRESS_LIKE = ("Day % of %. Sessions done: %",
                  "You aren't following a course right now.%")
 
 
+
+def mx_txn(prefix, row_id, created_at, body):
+    """The txnId the Matrix adapter gives an outbox row's message
+    (mx_send_part()): its id, creation time and an FNV-1a digest of its
+    text."""
+    h = 2166136261
+    for b in body:
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return "s%s-%d-%d-%08x" % (prefix, row_id, created_at, h)
+
 def env_int(name, default):
     return int(os.environ.get(name, str(default)))
 
@@ -367,8 +377,10 @@ def check_mx_once(r, db, mx, mxs):
         txns[e["_txn"]] = txns.get(e["_txn"], 0) + 1
     r.eq(sorted(t for t, n in txns.items() if n > 1), [],
          "matrix: no transaction posted twice")
-    rows = db_query(db, "SELECT id FROM outbox WHERE adapter = 'matrix'")
-    bad = [i for (i,) in rows if txns.get("s%s-%d" % (prefix, i)) != 1]
+    rows = db_query(db, "SELECT id, created_at, CAST(body AS BLOB) FROM "
+                    "outbox WHERE adapter = 'matrix'")
+    bad = [i for (i, t, body) in rows
+           if txns.get(mx_txn(prefix, i, t, bytes(body))) != 1]
     r.eq(bad[:20], [], "matrix: every outbox row posted exactly once")
     rem = reminder_rows(db, "matrix")
     dup = []
