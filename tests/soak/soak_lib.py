@@ -43,7 +43,6 @@ PROGRESS_LIKE = ("Day % of %. Sessions done: %",
                  "You aren't following a course right now.%")
 
 
-
 def mx_txn(prefix, row_id, created_at, body):
     """The txnId the Matrix adapter gives an outbox row's message
     (mx_send_part()): its id, creation time and an FNV-1a digest of its
@@ -52,6 +51,7 @@ def mx_txn(prefix, row_id, created_at, body):
     for b in body:
         h = ((h ^ b) * 16777619) & 0xffffffff
     return "s%s-%d-%d-%08x" % (prefix, row_id, created_at, h)
+
 
 def env_int(name, default):
     return int(os.environ.get(name, str(default)))
