@@ -115,8 +115,12 @@ mx_filter_done(struct matrix *m, void *ud, const struct fetch_result *r)
 	if (r->error == FETCH_ECANCELED || m->closing)
 		return;
 	if (r->error != 0 || r->status != 200) {
-		if (r->status == 401)
-			return;		/* the session is dead: logged */
+		/* A dead session was logged and ends here; any other 401 (a
+		 * proxy's page, a locked user) is tried again like /sync's,
+		 * or syncing would never start. */
+		if (r->error == 0 && r->status == 401 &&
+		    m->session == MX_S_DEAD)
+			return;
 		mx_poll_backoff(m, "filter", r);
 		return;
 	}

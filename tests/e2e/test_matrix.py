@@ -653,6 +653,23 @@ def test_sync_after_a_stray_401(r, tmp):
         no_violations(r, fake)
 
 
+def test_filter_after_a_stray_401(r, tmp):
+    """A 401 that is no token error while the filter is made: the bot
+    tries again and starts syncing, rather than never."""
+    with mf.Fake() as fake:
+        env, db = setup(tmp, fake)
+        fake.fault("401", endpoint="filter")
+        p = start(env)
+        room = joined_room(fake, r)
+        fake.say(PAT, room, "/start")
+        wait_text(fake, room, "Do you agree?")
+        stop(r, p)
+        r.eq([q.get("status") for q in fake.log
+              if q["endpoint"] == "filter"], [401, 200],
+             "the filter made on the second try")
+        no_violations(r, fake)
+
+
 def test_token_expiry_and_relogin(r, tmp):
     with mf.Fake() as fake:
         env, db = setup(tmp, fake)
@@ -981,6 +998,7 @@ if __name__ == "__main__":
         test_retries_never_post_twice,
         test_429_waits_for_one_room_only,
         test_sync_after_a_stray_401,
+        test_filter_after_a_stray_401,
         test_token_expiry_and_relogin,
         test_configured_token,
         test_short_lived_tokens,
