@@ -123,6 +123,13 @@ def onboard(r, fake):
     return consent
 
 
+def screening_asked(r, fake, db):
+    """Onboarded, the screening's first question out, the outbox empty."""
+    onboard(r, fake)
+    wait_text(fake, "Is the skin over the area intact?")
+    drained(fake, db)
+
+
 def test_onboarding_by_buttons(r, tmp):
     with tf.Fake(token=TOKEN) as fake:
         env, db = setup(tmp, fake)
@@ -368,9 +375,7 @@ def test_update_ids_renumbered(r, tmp):
     with tf.Fake(token=TOKEN) as fake:
         env, db = setup(tmp, fake)
         p = start(env)
-        onboard(r, fake)
-        wait_text(fake, "Is the skin over the area intact?")
-        drained(fake, db)
+        screening_asked(r, fake, db)
         fake.renumber(1000)
         n = len(fake.requests("getUpdates"))
         fake.message(USER, "/help")
@@ -394,9 +399,7 @@ def test_refused_message_dropped(r, tmp):
     with tf.Fake(token=TOKEN) as fake:
         env, db = setup(tmp, fake)
         p = start(env)
-        onboard(r, fake)
-        wait_text(fake, "Is the skin over the area intact?")
-        drained(fake, db)
+        screening_asked(r, fake, db)
         fake.fault("400", method="sendMessage")
         fake.message(USER, "/help")
         fake.message(USER, "/help")
