@@ -440,6 +440,18 @@ fetch_start(struct fetch *f, const struct fetch_req *req, fetch_done_fn *cb,
 	return 0;
 }
 
+void
+fetch_refused(fetch_done_fn *cb, void *ud, int closing)
+{
+	struct fetch_result	r;
+
+	memset(&r, 0, sizeof r);
+	r.error = closing ? FETCH_ECANCELED : FETCH_ESTART;
+	r.message = closing ? "closing" : "cannot start the request";
+	r.retry_after = -1;
+	cb(ud, &r);
+}
+
 int
 fetch_active(const struct fetch *f)
 {

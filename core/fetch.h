@@ -25,9 +25,8 @@ struct fetch;
 #define FETCH_ECANCELED	(-1)
 /* The answer was larger than fetch_req.max_body. */
 #define FETCH_ETOOBIG	(-2)
-/* Not fetch's own: a caller whose fetch_start() failed on an open client
- * (no memory, an option curl refused) may answer its callback with this,
- * so that the request is retried like one that failed on the way. */
+/* fetch_start() failed on an open client (no memory, an option curl
+ * refused): given by fetch_refused(). */
 #define FETCH_ESTART	(-3)
 
 struct fetch_req {
@@ -66,6 +65,11 @@ void	fetch_close(struct fetch *f);
  * called. */
 int	fetch_start(struct fetch *f, const struct fetch_req *req,
 	    fetch_done_fn *cb, void *ud);
+/* For a caller whose fetch_start() failed: calls `cb` now, with
+ * FETCH_ECANCELED if the caller is `closing`, else FETCH_ESTART, so the
+ * request is retried like one that failed on the way instead of waited
+ * for for ever. */
+void	fetch_refused(fetch_done_fn *cb, void *ud, int closing);
 
 /* Requests running now. */
 int	fetch_active(const struct fetch *f);

@@ -129,7 +129,6 @@ mx_req_start(struct mx_req *q)
 	struct matrix		*m = q->m;
 	struct fetch_req	 req;
 	char			*url, *auth;
-	struct fetch_result	 r;
 
 	memset(&req, 0, sizeof req);
 	url = xasprintf("%s%s", m->api, q->path);
@@ -144,13 +143,9 @@ mx_req_start(struct mx_req *q)
 	q->gen = m->gen;
 	if (fetch_start(m->f, &req, mx_req_done, q) != 0) {
 		/* A closing client refuses; so may curl, rarely: then the
-		 * caller retries as after a network error, rather than wait
-		 * for ever for an answer that never comes. */
-		memset(&r, 0, sizeof r);
-		r.error = m->closing ? FETCH_ECANCELED : FETCH_ESTART;
-		r.message = m->closing ? "closing" : "cannot start the request";
-		q->done(m, q->ud, &r);
-		mx_req_free(q);
+		 * caller retries as after a network error. mx_req_done()
+		 * frees q. */
+		fetch_refused(mx_req_done, q, m->closing);
 		q = NULL;
 	}
 	explicit_bzero(auth, strlen(auth));

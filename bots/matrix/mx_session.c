@@ -186,20 +186,6 @@ mx_session_check(struct matrix *m)
 	mx_refresh(m);
 }
 
-/* A request that could not start: its callback hears so, as if it had
- * failed on the way (a closing adapter's callbacks do nothing). */
-static void
-mx_post_refused(struct matrix *m, fetch_done_fn *done)
-{
-	struct fetch_result	r;
-
-	memset(&r, 0, sizeof r);
-	r.error = m->closing ? FETCH_ECANCELED : FETCH_ESTART;
-	r.message = "cannot start the request";
-	r.retry_after = -1;
-	done(m, &r);
-}
-
 /* Without the Authorization header: login and refresh. */
 static void
 mx_post_anon(struct matrix *m, const char *path, const char *body,
@@ -216,7 +202,7 @@ mx_post_anon(struct matrix *m, const char *path, const char *body,
 	req.content_type = "application/json";
 	if (fetch_start(m->f, &req, done, m) != 0) {
 		log_warn("event=matrix_call_refused path=%s", path);
-		mx_post_refused(m, done);
+		fetch_refused(done, m, m->closing);
 	}
 	free(url);
 }

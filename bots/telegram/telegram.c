@@ -74,7 +74,6 @@ tg_call(struct telegram *t, const char *method, const char *body,
     void *ud)
 {
 	struct fetch_req	 req;
-	struct fetch_result	 r;
 	struct tg_call_ctx	*c = NULL;
 	char			*url = tg_url(t, method);
 
@@ -92,16 +91,10 @@ tg_call(struct telegram *t, const char *method, const char *body,
 		ud = c;
 	}
 	if (fetch_start(t->f, &req, done, ud) != 0) {
-		/* A closing client refuses; so may curl, rarely (no memory).
-		 * The callback hears it as a request that failed on the way,
-		 * so a poll or a send is tried again rather than waited for
-		 * for ever; a closing adapter's callbacks do nothing. */
+		/* A closing client refuses; so may curl, rarely (no memory):
+		 * a poll or a send is then tried again, not waited for. */
 		log_warn("event=telegram_call_refused method=%s", method);
-		memset(&r, 0, sizeof r);
-		r.error = t->closing ? FETCH_ECANCELED : FETCH_ESTART;
-		r.message = "cannot start the request";
-		r.retry_after = -1;
-		done(ud, &r);
+		fetch_refused(done, ud, t->closing);
 	}
 	free(url);
 }

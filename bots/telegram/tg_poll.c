@@ -182,7 +182,6 @@ tg_poll_webhook_in_way(const struct fetch_result *r)
 {
 	struct tg_error	err;
 
-	memset(&err, 0, sizeof err);
 	return r->body != NULL && tg_parse_error(r->body, r->len, &err) == 0 &&
 	    strstr(err.description, "webhook") != NULL;
 }
@@ -221,7 +220,6 @@ tg_poll_done(void *ud, const struct fetch_result *r)
 		 * the bot: backing off (doubling, with jitter) keeps two
 		 * daemons from taking turns at a request a second. */
 		if (tg_poll_webhook_in_way(r)) {
-			t->connected = 0;
 			tg_hook_backoff(t, "getUpdates", r);
 			return;
 		}

@@ -461,6 +461,25 @@ test_cancel_one(void)
 }
 
 static void
+refused_cb(void *ud, const struct fetch_result *r)
+{
+	*(int *)ud = r->error;
+}
+
+/* fetch_refused(): a request that could not start is answered now, as
+ * failed on the way, or as cancelled for a closing caller. */
+static void
+test_refused_answered(void)
+{
+	int	err = 0;
+
+	fetch_refused(refused_cb, &err, 0);
+	CHECK_INT(err, FETCH_ESTART);
+	fetch_refused(refused_cb, &err, 1);
+	CHECK_INT(err, FETCH_ECANCELED);
+}
+
+static void
 test_refuses_after_close(void)
 {
 	struct t		t;
@@ -493,6 +512,7 @@ main(void)
 	TEST(test_cancel_on_close);
 	TEST(test_cancel_one);
 	TEST(test_refuses_after_close);
+	TEST(test_refused_answered);
 	curl_global_cleanup();
 	return TEST_END();
 }
