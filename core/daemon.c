@@ -32,6 +32,9 @@ struct daemon {
 	uv_signal_t	 sigint, sigterm, sighup;
 	int		 nsignals;	/* how many of them are initialised */
 	uv_fs_event_t	 watch;		/* the protocols folder (run only) */
+	uv_fs_event_t	 watch_lib;	/* its helper files, lib/ */
+	int		 lib_watched;
+	char		 lib_dir[1024];
 	uv_timer_t	 watch_timer;	/* debounce */
 	const char	*watch_dir;	/* NULL when not watching */
 	struct store	*st;
@@ -99,6 +102,10 @@ daemon_stop(struct daemon *d, const char *why)
 	for (i = 0; i < d->nsignals; i++)
 		uv_close((uv_handle_t *)daemon_signal_handle(d, i), NULL);
 	d->nsignals = 0;
+	if (d->lib_watched) {
+		uv_close((uv_handle_t *)&d->watch_lib, NULL);
+		d->lib_watched = 0;
+	}
 	if (d->watch_dir != NULL) {
 		uv_close((uv_handle_t *)&d->watch, NULL);
 		uv_close((uv_handle_t *)&d->watch_timer, NULL);
@@ -189,6 +196,35 @@ daemon_watch_event(uv_fs_event_t *h, const char *name, int events,
 	uv_timer_start(&d->watch_timer, daemon_watch_fire, DAEMON_WATCH_MS, 0);
 }
 
+/*
+ * Watches the helper files of the protocols, lib/ (inotify does not see
+ * into a subfolder). A lib/ made after the start is not watched; SIGHUP
+ * still reloads.
+ */
+static void
+daemon_watch_lib(struct daemon *d, const char *dir)
+{
+	int	rc;
+
+	if ((size_t)snprintf(d->lib_dir, sizeof d->lib_dir, "%s/lib", dir) >=
+	    sizeof d->lib_dir)
+		return;
+	if (uv_fs_event_init(&d->loop, &d->watch_lib) != 0)
+		return;
+	d->watch_lib.data = d;
+	rc = uv_fs_event_start(&d->watch_lib, daemon_watch_event, d->lib_dir,
+	    0);
+	if (rc != 0) {
+		uv_close((uv_handle_t *)&d->watch_lib, NULL);
+		if (rc != UV_ENOENT)
+			log_warn("event=watch_failed path=%s error=%s",
+			    log_q(d->lib_dir), log_q(uv_strerror(rc)));
+		return;
+	}
+	d->lib_watched = 1;
+	log_info("event=watching path=%s", log_q(d->lib_dir));
+}
+
 /* Watches the protocols folder; without it (say, no inotify) SIGHUP still
  * reloads, so a failure is only logged. */
 static void
@@ -213,6 +249,7 @@ daemon_watch(struct daemon *d, const char *dir)
 		goto fail;
 	}
 	log_info("event=watching path=%s", log_q(dir));
+	daemon_watch_lib(d, dir);
 	return;
 fail:
 	log_warn("event=watch_failed path=%s error=%s", log_q(dir),

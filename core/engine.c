@@ -92,9 +92,17 @@ engine_default_protocol(struct engine *e)
 	return p;
 }
 
+static int
+engine_is_lua(const char *name)
+{
+	size_t	n = strlen(name);
+
+	return n > 4 && name[0] != '.' && strcmp(name + n - 4, ".lua") == 0;
+}
+
 /* The file's size, time and inode, all 0 if it cannot be read. */
 static void
-engine_file_sig(const char *path, struct engine_fsig *sig)
+engine_stat(const char *path, struct engine_fsig *sig)
 {
 	struct stat	sb;
 
@@ -105,6 +113,54 @@ engine_file_sig(const char *path, struct engine_fsig *sig)
 	    sb.st_mtim.tv_nsec;
 	sig->size = (int64_t)sb.st_size;
 	sig->ino = (int64_t)sb.st_ino;
+}
+
+/*
+ * The helper files a protocol at `path` may require (lib/ beside it),
+ * hashed: a sum of one FNV-1a per file, so the order readdir gives does
+ * not matter. A change to any helper then reloads every protocol of the
+ * folder, and those whose text (file and helpers) is the same pass
+ * engine_version_check() unchanged.
+ */
+static uint64_t
+engine_lib_sig(const char *path)
+{
+	const char		*slash = strrchr(path, '/');
+	struct engine_fsig	 h;
+	struct dirent		*de;
+	DIR			*d;
+	char			*dir, *file;
+	uint64_t		 sum = 0, x;
+
+	dir = slash == NULL ? xstrdup("lib") :
+	    xasprintf("%.*s/lib", (int)(slash - path), path);
+	if ((d = opendir(dir)) == NULL) {
+		free(dir);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (!engine_is_lua(de->d_name))
+			continue;
+		file = xasprintf("%s/%s", dir, de->d_name);
+		engine_stat(file, &h);
+		free(file);
+		x = UINT64_C(14695981039346656037);
+		x = (x ^ (uint64_t)h.mtime_ns) * UINT64_C(1099511628211);
+		x = (x ^ (uint64_t)h.size) * UINT64_C(1099511628211);
+		x = (x ^ (uint64_t)h.ino) * UINT64_C(1099511628211);
+		sum += x;
+	}
+	closedir(d);
+	free(dir);
+	return sum;
+}
+
+/* The protocol file's signature, with its possible helpers'. */
+static void
+engine_file_sig(const char *path, struct engine_fsig *sig)
+{
+	engine_stat(path, sig);
+	sig->helpers = engine_lib_sig(path);
 }
 
 int
@@ -137,14 +193,6 @@ engine_load_file(struct engine *e, const char *path, char **cause)
 	log_info("event=protocol_loaded protocol=%s version=%d", p->id,
 	    p->version);
 	return 0;
-}
-
-static int
-engine_is_lua(const char *name)
-{
-	size_t	n = strlen(name);
-
-	return n > 4 && name[0] != '.' && strcmp(name + n - 4, ".lua") == 0;
 }
 
 static int
@@ -269,7 +317,7 @@ static int
 engine_sig_eq(const struct engine_fsig *a, const struct engine_fsig *b)
 {
 	return a->mtime_ns == b->mtime_ns && a->size == b->size &&
-	    a->ino == b->ino;
+	    a->ino == b->ino && a->helpers == b->helpers;
 }
 
 /* A new file of the folder: loaded unless it failed before unchanged. */

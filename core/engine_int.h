@@ -17,6 +17,7 @@ struct engine_fsig {
 	int64_t		 mtime_ns;
 	int64_t		 size;
 	int64_t		 ino;
+	uint64_t	 helpers;	/* the same of the lib folder's files */
 };
 
 struct engine_proto {

@@ -13,7 +13,9 @@
  *
  * A version number is the promise that the text behind it never changes:
  * loading a lower version than one stored, or another text under a stored
- * version number, is refused.
+ * version number, is refused. The text is the protocol file and every
+ * helper it required (lib/name.lua, protocol_lib.c): they are stored
+ * together, and a changed helper needs a higher `version` too.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,53 @@
 #include "engine_int.h"
 #include "log.h"
 #include "xmalloc.h"
+
+/* 1 if the stored version v is the text of p: the file and its helpers. */
+static int
+engine_version_same(const struct store_pversion *v, const struct protocol *p)
+{
+	const struct store_phelper	*sh;
+	const struct proto_helper	*ph;
+	int				 i, j;
+
+	if (v->len != p->source_len || memcmp(v->source, p->source, v->len) != 0)
+		return 0;
+	if (v->nhelpers != p->nhelpers)
+		return 0;
+	for (i = 0; i < p->nhelpers; i++) {
+		ph = &p->helpers[i];
+		for (j = 0; j < v->nhelpers; j++)
+			if (strcmp(v->helpers[j].name, ph->name) == 0)
+				break;
+		if (j == v->nhelpers)
+			return 0;
+		sh = &v->helpers[j];
+		if (sh->len != ph->len || memcmp(sh->source, ph->source,
+		    ph->len) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* Stores a new version: the file and its helpers, all or nothing. */
+static int
+engine_version_store(struct engine *e, const struct protocol *p,
+    const char *path, int64_t now)
+{
+	int	i, rc;
+
+	if (store_begin(e->st) != 0)
+		return -1;
+	rc = store_pversion_insert(e->st, p->id, p->version, p->source,
+	    p->source_len, path, now);
+	for (i = 0; rc == 0 && i < p->nhelpers; i++)
+		rc = store_phelper_insert(e->st, p->id, p->version,
+		    p->helpers[i].name, p->helpers[i].source, p->helpers[i].len);
+	if (rc == 0 && store_commit(e->st) == 0)
+		return 0;
+	store_rollback(e->st);
+	return -1;
+}
 
 int
 engine_version_check(struct engine *e, const struct protocol *p,
@@ -41,18 +90,17 @@ engine_version_check(struct engine *e, const struct protocol *p,
 	if ((rc = store_pversion_get(e->st, p->id, p->version, &v)) < 0)
 		goto fail;
 	if (rc == 0) {
-		same = v.len == p->source_len &&
-		    memcmp(v.source, p->source, v.len) == 0;
+		same = engine_version_same(&v, p);
 		store_pversion_clear(&v);
 		if (same)
 			return 0;
 		*cause = xasprintf("%s: version %d of '%s' was loaded before "
-		    "with a different text: raise `version` with every change",
+		    "with a different text (of the file or a helper it "
+		    "requires): raise `version` with every change",
 		    path, p->version, p->id);
 		return -1;
 	}
-	if (store_pversion_insert(e->st, p->id, p->version, p->source,
-	    p->source_len, path, now) != 0)
+	if (engine_version_store(e, p, path, now) != 0)
 		goto fail;
 	return 0;
 fail:
@@ -73,7 +121,7 @@ engine_old_version(struct engine *e, const struct protocol *cur, int version,
 {
 	struct store_pversion	 v;
 	struct protocol		*p = NULL;
-	char			*name;
+	struct proto_helper	*helpers;
 	int			 i, rc;
 
 	for (i = 0; i < e->nold; i++) {
@@ -93,11 +141,16 @@ engine_old_version(struct engine *e, const struct protocol *cur, int version,
 		log_warn("event=protocol_version_missing protocol=%s "
 		    "version=%d using=%d", cur->id, version, cur->version);
 	else {
-		/* "@file#v2": errors still name the file, and the version. */
-		name = xasprintf("%s#v%d", v.path, version);
-		rc = proto_load_source(name, v.source, v.len, &e->limits, &p,
-		    cause);
-		free(name);
+		/* "file#v2": errors still name the file, and the version. */
+		helpers = xcalloc((size_t)v.nhelpers + 1, sizeof *helpers);
+		for (i = 0; i < v.nhelpers; i++) {
+			helpers[i].name = v.helpers[i].name;
+			helpers[i].source = v.helpers[i].source;
+			helpers[i].len = v.helpers[i].len;
+		}
+		rc = proto_load_source(v.path, version, v.source, v.len,
+		    helpers, v.nhelpers, &e->limits, &p, cause);
+		free(helpers);
 		store_pversion_clear(&v);
 		if (rc != 0)
 			return -1;

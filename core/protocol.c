@@ -94,15 +94,34 @@ proto_read_protected(struct proto_loader *pl, struct protocol *p,
 	return 0;
 }
 
+/* Runs the protocol's chunk, with require() open while it does; leaves
+ * the table it returned. */
+static int
+proto_run_chunk(struct protocol *p, const struct proto_src *ps,
+    const char *src, size_t len, char **cause)
+{
+	char	*chunk;
+	int	 rc;
+
+	if (proto_lib_open(p, ps, cause) != 0)
+		return -1;
+	chunk = xasprintf("@%s", p->path);
+	rc = sandbox_load(p->sb, chunk, src, len, cause);
+	free(chunk);
+	if (rc == 0)
+		rc = sandbox_call(p->sb, 0, 1, cause);
+	proto_lib_close(p);
+	return rc;
+}
+
 /* Compiles and reads `src`; `name` is the file (or "file#v2") errors name. */
 static int
-proto_load_chunk(const char *name, const char *src, size_t len,
-    const struct proto_limits *limits, struct protocol **out, char **cause)
+proto_load_chunk(const char *name, const struct proto_src *ps,
+    const char *src, size_t len, const struct proto_limits *limits,
+    struct protocol **out, char **cause)
 {
 	struct proto_loader	 pl = { NULL, name, NULL, NULL, NULL, 0 };
 	struct protocol		*p = xcalloc(1, sizeof *p);
-	char			*chunk;
-	int			 rc;
 
 	p->path = xstrdup(name);
 	p->ref = LUA_NOREF;
@@ -115,12 +134,7 @@ proto_load_chunk(const char *name, const char *src, size_t len,
 	    cause)) == NULL)
 		goto fail;
 	pl.L = sandbox_state(p->sb);
-	chunk = xasprintf("@%s", name);
-	rc = sandbox_load(p->sb, chunk, src, len, cause);
-	free(chunk);
-	if (rc != 0)
-		goto fail;
-	if (sandbox_call(p->sb, 0, 1, cause) != 0)
+	if (proto_run_chunk(p, ps, src, len, cause) != 0)
 		goto fail;
 	sandbox_freeze_globals(p->sb);
 	if (lua_type(pl.L, -1) != LUA_TTABLE) {
@@ -142,25 +156,36 @@ int
 proto_load(const char *path, const struct proto_limits *limits,
     struct protocol **out, char **cause)
 {
-	char	*src;
-	size_t	 len;
-	int	 rc;
+	struct proto_src	 ps = { path, "", 1, NULL, 0 };
+	char			*src;
+	size_t			 len;
+	int			 rc;
 
 	/* Read once: the very text compiled is the one searched for lines and
 	 * kept in p->source (the engine stores every version it loads), even if
 	 * an editor rewrites the file meanwhile. */
 	if ((src = sandbox_read_file(path, &len, cause)) == NULL)
 		return -1;
-	rc = proto_load_chunk(path, src, len, limits, out, cause);
+	rc = proto_load_chunk(path, &ps, src, len, limits, out, cause);
 	free(src);
 	return rc;
 }
 
 int
-proto_load_source(const char *name, const char *src, size_t len,
+proto_load_source(const char *path, int version, const char *src,
+    size_t len, const struct proto_helper *helpers, int nhelpers,
     const struct proto_limits *limits, struct protocol **out, char **cause)
 {
-	return proto_load_chunk(name, src, len, limits, out, cause);
+	struct proto_src	 ps = { path, NULL, 0, helpers, nhelpers };
+	char			 suffix[24], *name;
+	int			 rc;
+
+	snprintf(suffix, sizeof suffix, "#v%d", version);
+	ps.suffix = suffix;
+	name = xasprintf("%s%s", path, suffix);
+	rc = proto_load_chunk(name, &ps, src, len, limits, out, cause);
+	free(name);
+	return rc;
 }
 
 void
@@ -196,6 +221,12 @@ proto_free(struct protocol *p)
 	for (i = 0; i < p->nsteps; i++)
 		proto_text_free(&p->steps[i]);
 	free(p->steps);
+	for (i = 0; i < p->nhelpers; i++) {
+		free(p->helpers[i].name);
+		free(p->helpers[i].path);
+		free(p->helpers[i].source);
+	}
+	free(p->helpers);
 	for (i = 0; i < p->nlevels; i++)
 		free(p->levels[i]);
 	free(p->levels);

@@ -61,6 +61,15 @@ struct proto_message {
 	char	*text;
 };
 
+/* A helper file a protocol ran with require() while it loaded
+ * (protocol_lib.c). */
+struct proto_helper {
+	char	*name;		/* "iastm": the file lib/iastm.lua */
+	char	*path;		/* for errors: "dir/lib/iastm.lua" */
+	char	*source;	/* the text that was compiled */
+	size_t	 len;
+};
+
 /* The events a protocol can handle. */
 enum proto_event {
 	EV_ENROLLED, EV_SESSION_DUE, EV_SESSION_DONE, EV_SESSION_SKIPPED,
@@ -94,12 +103,15 @@ struct protocol {
 	int		 nupgrade_from;
 	char		*source;	/* the text that was compiled */
 	size_t		 source_len;
+	struct proto_helper *helpers;	/* in the order first required */
+	int		 nhelpers;
 
 	struct sandbox	*sb;
 	int		 ref;		/* registry ref to the protocol table */
 	int		 ctx_funcs;	/* registry ref to ctx's metatable, made at
 					 * the first call (protocol_ctx.c); 0 */
 	struct proto_call *call;	/* the call in progress, if any */
+	struct proto_lib *lib;		/* require()'s state while loading */
 };
 
 /* When something should happen, relative to the event (or the last session).
@@ -158,13 +170,16 @@ struct proto_limits {
 	int64_t	instructions;
 };
 
-/* Loads and validates the protocol at `path`. 0 with *out (free with
- * proto_free), or -1 with *cause ("file:line: message", caller frees). */
+/* Loads and validates the protocol at `path`; require("x") reads the
+ * helper lib/x.lua beside it. 0 with *out (free with proto_free), or -1
+ * with *cause ("file:line: message", caller frees). */
 int	proto_load(const char *path, const struct proto_limits *limits,
 	    struct protocol **out, char **cause);
-/* The same from a source text kept earlier (an older version): `name` is
- * what errors call it ("path#v2"). */
-int	proto_load_source(const char *name, const char *src, size_t len,
+/* The same from texts kept earlier: version `version` of the file once at
+ * `path`, whose require() finds only the `nhelpers` helpers given (what
+ * that version required). Errors call it "path#v2". */
+int	proto_load_source(const char *path, int version, const char *src,
+	    size_t len, const struct proto_helper *helpers, int nhelpers,
 	    const struct proto_limits *limits, struct protocol **out,
 	    char **cause);
 void	proto_free(struct protocol *p);

@@ -23,6 +23,21 @@ struct proto_loader {
 	int		 nth;	/* which mention of a question id is meant */
 };
 
+/* Where require() finds helpers while a protocol loads. */
+struct proto_src {
+	const char		*path;		/* the protocol file */
+	const char		*suffix;	/* ends helper names: "", "#v2" */
+	int			 disk;		/* read "lib" beside path */
+	const struct proto_helper *stored;	/* else only these */
+	int			 nstored;
+};
+
+/* protocol_lib.c: require() while a protocol loads. _open installs it
+ * for p; _close makes it refuse from then on. 0, or -1 with *cause. */
+int	proto_lib_open(struct protocol *p, const struct proto_src *ps,
+	    char **cause);
+void	proto_lib_close(struct protocol *p);
+
 /* protocol.c: each event's name, as in `on`. */
 extern const char *proto_event_names[EV_COUNT];
 

@@ -229,6 +229,12 @@ sandbox_load(struct sandbox *sb, const char *chunkname, const char *buf,
 	return 0;
 }
 
+void
+sandbox_name(struct sandbox *sb, const char *name)
+{
+	snprintf(sb->chunk, sizeof sb->chunk, "%s: ", name);
+}
+
 char *
 sandbox_read_file(const char *path, size_t *len, char **cause)
 {

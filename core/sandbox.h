@@ -42,6 +42,10 @@ void	 sandbox_push_env(struct sandbox *sb);
 int	 sandbox_load(struct sandbox *sb, const char *chunkname,
 	     const char *buf, size_t len, char **cause);
 
+/* Names the file later memory errors are reported in ("path"), which is
+ * otherwise the last chunk loaded. */
+void	 sandbox_name(struct sandbox *sb, const char *name);
+
 /* Reads a whole source file of at most 1 MiB (a regular file): returns it
  * NUL-terminated (caller frees) with its length, or NULL with *cause. */
 char	*sandbox_read_file(const char *path, size_t *len, char **cause);

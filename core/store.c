@@ -156,6 +156,11 @@ static const char *store_sql_text[SQL_COUNT] = {
 	[SQL_PVERSION_INSERT] = "INSERT INTO protocol_versions (protocol,"
 	    " version, source, path, loaded_at) VALUES (?1, ?2, ?3, ?4, ?5)"
 	    " ON CONFLICT (protocol, version) DO NOTHING",
+	[SQL_PHELPER_LIST] = "SELECT name, source FROM protocol_helpers"
+	    " WHERE protocol = ?1 AND version = ?2 ORDER BY name",
+	[SQL_PHELPER_INSERT] = "INSERT INTO protocol_helpers (protocol,"
+	    " version, name, source) VALUES (?1, ?2, ?3, ?4)"
+	    " ON CONFLICT (protocol, version, name) DO NOTHING",
 	[SQL_INVITE_INSERT] = "INSERT INTO invites (code, protocol, clinician,"
 	    " note, created_at, expires_at, uses_left)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"

@@ -273,10 +273,17 @@ int	store_probe_write(struct store *s);
  * engine loaded, kept so patients can stay on the version they enrolled
  * with. _get and _max return STORE_NOTFOUND when there is none; _insert
  * keeps the first text stored for a version. */
+struct store_phelper {
+	char	*name;			/* owned: "iastm" for lib/iastm.lua */
+	char	*source;		/* owned, NUL-terminated */
+	size_t	 len;
+};
 struct store_pversion {
 	char	*source;		/* owned, NUL-terminated */
 	size_t	 len;
 	char	*path;			/* owned */
+	struct store_phelper *helpers;	/* owned, by name */
+	int	 nhelpers;
 };
 int	store_pversion_get(struct store *s, const char *protocol, int version,
 	    struct store_pversion *v);
@@ -284,6 +291,10 @@ int	store_pversion_max(struct store *s, const char *protocol, int *version);
 int	store_pversion_insert(struct store *s, const char *protocol,
 	    int version, const char *source, size_t len, const char *path,
 	    int64_t t);
+/* Stores a helper the version at (protocol, version) ran; insert the
+ * version first. */
+int	store_phelper_insert(struct store *s, const char *protocol,
+	    int version, const char *name, const char *source, size_t len);
 void	store_pversion_clear(struct store_pversion *v);
 
 /*

@@ -31,12 +31,52 @@ store_event_insert(struct store *s, int64_t patient_id, int64_t enrolment_id,
 
 /* ---- protocol versions -------------------------------------------- */
 
+/* A text column copied whole (it may hold NULs), NUL-terminated. */
+static char *
+store_blob_dup(sqlite3_stmt *st, int col, size_t *len)
+{
+	const void	*src = sqlite3_column_text(st, col);
+	char		*buf;
+
+	*len = (size_t)sqlite3_column_bytes(st, col);
+	buf = xmalloc(*len + 1);
+	if (*len > 0)
+		memcpy(buf, src, *len);
+	buf[*len] = '\0';
+	return buf;
+}
+
+/* Reads the helpers stored with a version into v. */
+static int
+store_phelpers_get(struct store *s, const char *protocol, int version,
+    struct store_pversion *v)
+{
+	sqlite3_stmt		*st = store_stmt(s, SQL_PHELPER_LIST);
+	struct store_phelper	*h;
+	int			 rc;
+
+	if (st == NULL)
+		return -1;
+	store_bind_text(st, 1, protocol);
+	sqlite3_bind_int(st, 2, version);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		v->helpers = xrealloc(v->helpers, (size_t)(v->nhelpers + 1) *
+		    sizeof *v->helpers);
+		h = &v->helpers[v->nhelpers++];
+		h->name = store_dup(st, 0);
+		h->source = store_blob_dup(st, 1, &h->len);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return store_fail(s, "phelper_list");
+	return 0;
+}
+
 int
 store_pversion_get(struct store *s, const char *protocol, int version,
     struct store_pversion *v)
 {
 	sqlite3_stmt	*st = store_stmt(s, SQL_PVERSION_GET);
-	const void	*src;
 	int		 rc;
 
 	if (st == NULL)
@@ -46,16 +86,15 @@ store_pversion_get(struct store *s, const char *protocol, int version,
 	if ((rc = store_row(s, st, "pversion_get")) != 0)
 		return rc;
 	memset(v, 0, sizeof *v);
-	src = sqlite3_column_text(st, 0);
-	v->len = (size_t)sqlite3_column_bytes(st, 0);
-	v->source = xmalloc(v->len + 1);
-	if (v->len > 0)
-		memcpy(v->source, src, v->len);
-	v->source[v->len] = '\0';
+	v->source = store_blob_dup(st, 0, &v->len);
 	v->path = store_dup(st, 1);
 	if (v->path == NULL)
 		v->path = xstrdup("");
 	sqlite3_reset(st);
+	if (store_phelpers_get(s, protocol, version, v) != 0) {
+		store_pversion_clear(v);
+		return -1;
+	}
 	return 0;
 }
 
@@ -92,9 +131,31 @@ store_pversion_insert(struct store *s, const char *protocol, int version,
 	return store_exec(s, st, "pversion_insert");
 }
 
+int
+store_phelper_insert(struct store *s, const char *protocol, int version,
+    const char *name, const char *source, size_t len)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_PHELPER_INSERT);
+
+	if (st == NULL)
+		return -1;
+	store_bind_text(st, 1, protocol);
+	sqlite3_bind_int(st, 2, version);
+	store_bind_text(st, 3, name);
+	sqlite3_bind_text64(st, 4, source, len, SQLITE_STATIC, SQLITE_UTF8);
+	return store_exec(s, st, "phelper_insert");
+}
+
 void
 store_pversion_clear(struct store_pversion *v)
 {
+	int	i;
+
+	for (i = 0; i < v->nhelpers; i++) {
+		free(v->helpers[i].name);
+		free(v->helpers[i].source);
+	}
+	free(v->helpers);
 	free(v->source);
 	free(v->path);
 	memset(v, 0, sizeof *v);

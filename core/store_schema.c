@@ -155,6 +155,17 @@ static const char *store_migrations[] = {
 	 * longer text goes out in parts; after a restart the next part is
 	 * sent, not the ones the patient already has. */
 	"ALTER TABLE outbox ADD COLUMN sent_upto INTEGER NOT NULL DEFAULT 0;",
+	/* 8: the helper files (lib/name.lua) a protocol version ran with
+	 * require() while it loaded, so a patient who stays on that version
+	 * runs them as they were. */
+	"CREATE TABLE protocol_helpers ("
+	"  protocol TEXT NOT NULL,"
+	"  version INTEGER NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  source TEXT NOT NULL,"
+	"  PRIMARY KEY (protocol, version, name),"
+	"  FOREIGN KEY (protocol, version)"
+	"    REFERENCES protocol_versions(protocol, version));",
 };
 #define STORE_NMIGRATIONS \
 	((int)(sizeof store_migrations / sizeof store_migrations[0]))

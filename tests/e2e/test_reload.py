@@ -232,6 +232,52 @@ def test_patient_keeps_version(r, tmp):
                   "protocol = 'talk'"), [(2,)], "both versions stored")
 
 
+def helper(pdir, hi):
+    with open(os.path.join(pdir, "lib", "words.lua"), "w") as f:
+        f.write('return { hi = "%s" }\n' % hi)
+
+
+def test_helper_edit(r, tmp):
+    """A protocol's text is its file and its helpers (lib/): an edited
+    helper is seen by the watch, refused under the same version, and with a
+    higher version it speaks to new enrolments only."""
+    env, db, pdir = setup(tmp, default="talk")
+    os.mkdir(os.path.join(pdir, "lib"))
+    path = os.path.join(pdir, "talk.lua")
+    helper(pdir, "Words one.")
+    talk(path, 1, '" .. require("words").hi .. "')
+    p = start(env)
+    r.contains(p.err, r"event=watching path=\S*/lib\b", "lib/ watched")
+    enrol(r, p)
+    out = p.say("hello")
+    r.contains(out, r"^bot> Words one\.$", "the helper speaks")
+
+    helper(pdir, "Words changed.")
+    p.expect_err(r"event=protocol_reload_failed path=\S+talk\.lua "
+                 r"error=.*version 1 of 'talk' was loaded before with a "
+                 r"different text \(of the file or a helper", timeout=SOON)
+    out = p.say("hello")
+    r.contains(out, r"^bot> Words one\.$", "version 1 runs on")
+
+    talk(path, 2, '" .. require("words").hi .. "')
+    p.expect_err(r"event=protocol_reloaded protocol=talk version=2\b",
+                 timeout=SOON)
+    out = p.say("hello")
+    r.contains(out, r"^bot> Words one\.$",
+               "the patient on version 1 keeps its helper")
+    p.say("/stop")
+    p.say("yes")
+    enrol(r, p)
+    out = p.say("hello")
+    r.contains(out, r"^bot> Words changed\.$", "a new enrolment: version 2")
+    stop(r, p, db)
+    r.eq(db_query(db, "SELECT version, source FROM protocol_helpers "
+                  "ORDER BY version"),
+         [(1, 'return { hi = "Words one." }\n'),
+          (2, 'return { hi = "Words changed." }\n')],
+         "each version's helper stored")
+
+
 def test_upgrade_declared(r, tmp):
     env, db, pdir = setup(tmp, default="talk")
     path = os.path.join(pdir, "talk.lua")
@@ -259,4 +305,5 @@ if __name__ == "__main__":
     sys.exit(Runner().run([test_edit_reloads, test_new_and_deleted_files,
                            test_symlink_swap,
                            test_patient_keeps_version,
+                           test_helper_edit,
                            test_upgrade_declared]))

@@ -60,4 +60,18 @@ static int test_passed, test_failed;
 #define TEST_END() (printf("%d passed, %d failed\n", test_passed,	\
     test_failed), test_failed == 0 ? 0 : 1)
 
+/* Writes `text` to the file at `path`; a test cannot go on without it. */
+static inline void
+test_write_file(const char *path, const char *text)
+{
+	FILE	*f;
+
+	if ((f = fopen(path, "w")) == NULL) {
+		perror(path);
+		exit(2);
+	}
+	fputs(text, f);
+	fclose(f);
+}
+
 #endif

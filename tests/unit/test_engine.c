@@ -69,19 +69,6 @@ static const char *proto_text =
 /* ---- helpers ---------------------------------------------------------- */
 
 static void
-write_file(const char *path, const char *text)
-{
-	FILE	*f;
-
-	if ((f = fopen(path, "w")) == NULL) {
-		perror(path);
-		exit(2);
-	}
-	fputs(text, f);
-	fclose(f);
-}
-
-static void
 db_path(char *buf, size_t size, const char *name)
 {
 	snprintf(buf, size, "%s/%s", test_dir, name);
@@ -758,7 +745,7 @@ main(void)
 		return 2;
 	}
 	snprintf(proto_path, sizeof proto_path, "%s/p.lua", test_dir);
-	write_file(proto_path, proto_text);
+	test_write_file(proto_path, proto_text);
 	if (config_load(&cfg, NULL, &cause) != 0) {
 		fprintf(stderr, "config: %s\n", cause);
 		return 2;

@@ -361,6 +361,78 @@ test_refused(void)
 	db_unlink(db);
 }
 
+/* Writes version `version` of "vp" whose `hi` comes from the helper
+ * lib/words.lua, and that helper saying `hi`. */
+static void
+write_with_helper(int version, const char *hi)
+{
+	char	path[192];
+	FILE	*f;
+
+	snprintf(path, sizeof path, "%s/lib/words.lua", test_dir);
+	if ((f = fopen(path, "w")) == NULL) {
+		perror(path);
+		exit(2);
+	}
+	fprintf(f, "return { hi = \"%s\" }\n", hi);
+	fclose(f);
+	write_proto(proto_path, version, "\" .. require(\"words\").hi .. \"",
+	    "", "");
+}
+
+/* A version is its file and its helpers: a helper changed under the same
+ * version is refused (also when only a rescan sees it), and a patient on
+ * an older version runs the helper stored with it, not today's file. */
+static void
+test_helpers(void)
+{
+	struct world	 w;
+	const char	*err;
+	char		 db[256], lib[128], words[160];
+
+	clock_init(CLOCK_MANUAL, T0);
+	snprintf(db, sizeof db, "%s/helpers.db", test_dir);
+	snprintf(lib, sizeof lib, "%s/lib", test_dir);
+	snprintf(words, sizeof words, "%s/words.lua", lib);
+	CHECK_INT(mkdir(lib, 0700), 0);
+	write_with_helper(1, "one");
+	if (world_open(&w, db) != 0)
+		return;
+	enrol(&w, "a", T0);
+	CHECK(reply_has(&w, "a", "hello", "one", T0));
+
+	/* The helper changed, the version not: refused, v1 runs on. */
+	write_with_helper(1, "uno");
+	CHECK_INT(engine_rescan(w.e, test_dir, T0), 1);
+	err = proto_error_of(&w);
+	CHECK(err != NULL && strstr(err, "version 1 of 'vp' was loaded "
+	    "before with a different text (of the file or a helper") != NULL);
+	CHECK(reply_has(&w, "a", "hello", "one", T0));
+
+	/* Version 2 with a new helper text: a stays on v1 and its helper. */
+	write_with_helper(2, "two two");
+	CHECK_INT(engine_reload(w.e, T0 + HOUR), 0);
+	CHECK_INT(loaded_version(&w), 2);
+	CHECK(reply_has(&w, "a", "hello", "one", T0 + HOUR));
+	enrol(&w, "b", T0 + HOUR);
+	CHECK(reply_has(&w, "b", "hello", "two two", T0 + HOUR));
+	world_close(&w);
+	CHECK_INT(raw_int(db, "SELECT count(*) FROM protocol_helpers"), 2);
+	CHECK_INT(raw_int(db, "SELECT count(*) FROM protocol_helpers WHERE "
+	    "protocol = 'vp' AND version = 1 AND name = 'words' AND source = "
+	    "'return { hi = \"one\" }\n'"), 1);
+
+	/* Restart: v1's helper comes from the database only. */
+	if (world_open(&w, db) != 0)
+		return;
+	CHECK(reply_has(&w, "a", "hello", "one", T0 + 2 * HOUR));
+	CHECK(reply_has(&w, "b", "hello", "two two", T0 + 2 * HOUR));
+	world_close(&w);
+	unlink(words);
+	rmdir(lib);
+	db_unlink(db);
+}
+
 /* upgrade is checked when the file loads. */
 static void
 test_upgrade_declaration(void)
@@ -433,8 +505,9 @@ test_migration(void)
 	world_close(&w);
 	/* As schema 1 left it (3 added invites and enrolments.invite, 4
 	 * outbox.failed, 5 kv, 6 patients.ask_from for ask_i and ask_a,
-	 * 7 outbox.sent_upto). */
-	CHECK_INT(raw_exec(db, "DROP TABLE protocol_versions; "
+	 * 7 outbox.sent_upto, 8 protocol_helpers). */
+	CHECK_INT(raw_exec(db, "DROP TABLE protocol_helpers; "
+	    "DROP TABLE protocol_versions; "
 	    "DROP TABLE invites; ALTER TABLE enrolments DROP COLUMN invite; "
 	    "ALTER TABLE outbox DROP COLUMN failed; DROP TABLE kv; "
 	    "ALTER TABLE outbox DROP COLUMN sent_upto; "
@@ -548,6 +621,7 @@ main(void)
 	TEST(test_keep_version);
 	TEST(test_upgrade);
 	TEST(test_refused);
+	TEST(test_helpers);
 	TEST(test_upgrade_declaration);
 	TEST(test_migration);
 	TEST(test_rescan);

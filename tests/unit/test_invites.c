@@ -46,19 +46,6 @@ static struct config	cfg;
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static void
-write_file(const char *path, const char *text)
-{
-	FILE	*f;
-
-	if ((f = fopen(path, "w")) == NULL) {
-		perror(path);
-		exit(2);
-	}
-	fputs(text, f);
-	fclose(f);
-}
-
 struct world {
 	struct store	*st;
 	struct engine	*e;
@@ -412,8 +399,8 @@ main(void)
 	}
 	snprintf(mini_path, sizeof mini_path, "%s/mini.lua", test_dir);
 	snprintf(other_path, sizeof other_path, "%s/other.lua", test_dir);
-	write_file(mini_path, PROTO("mini", "Mini"));
-	write_file(other_path, PROTO("other", "Other"));
+	test_write_file(mini_path, PROTO("mini", "Mini"));
+	test_write_file(other_path, PROTO("other", "Other"));
 	if (config_load(&cfg, NULL, &cause) != 0) {
 		fprintf(stderr, "config: %s\n", cause);
 		return 2;

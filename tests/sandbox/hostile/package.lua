@@ -1,5 +1,6 @@
--- Loading a C library.
--- expect: attempt to call a nil value (global 'require')
+-- Loading a C library: require() only runs helper files, and only while
+-- the protocol loads, never in a handler.
+-- expect: require is only allowed while the protocol loads
 -- when: message
 return {
   id = "package", version = 1, title = "Hostile package",
