@@ -120,8 +120,8 @@ proto_load_chunk(const char *name, const struct proto_src *ps,
     const char *src, size_t len, const struct proto_limits *limits,
     struct protocol **out, char **cause)
 {
-	struct proto_loader	 pl = { NULL, name, NULL, NULL, NULL, 0 };
 	struct protocol		*p = xcalloc(1, sizeof *p);
+	struct proto_loader	 pl = { NULL, p, name, NULL, NULL, NULL, 0 };
 
 	p->path = xstrdup(name);
 	p->ref = LUA_NOREF;

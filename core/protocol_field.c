@@ -70,27 +70,45 @@ proto_find_quoted(const char *src, const char *after, const char *word,
 	return 0;
 }
 
+/* The line of `key` in `src` (or, inside a questionnaire, of the question
+ * whose id is `key`), or 0. */
+static int
+proto_key_line(const struct proto_loader *pl, const char *src,
+    const char *key)
+{
+	int	line = proto_find_line(src, key);
+
+	if (line == 0 && pl->qs != NULL)
+		line = proto_find_quoted(src, pl->qs, key,
+		    pl->nth > 0 ? pl->nth : 1);
+	return line;
+}
+
 /* Records the first error as "path:line: message", the line being that of
- * `key` when it can be found (or, inside a questionnaire, of the question
- * whose id is `key`). Returns -1 for the caller to pass on. */
+ * `key` when it can be found: in the protocol file, else in a helper it
+ * required (whose path it then names), where a table may have been built.
+ * Returns -1 for the caller to pass on. */
 int __attribute__((format(printf, 3, 4)))
 proto_error(struct proto_loader *pl, const char *key, const char *fmt, ...)
 {
-	va_list	 ap;
-	char	 msg[512];
-	int	 line;
+	const char	*path = pl->path;
+	va_list		 ap;
+	char		 msg[512];
+	int		 i, line = 0;
 
 	if (pl->cause != NULL)
 		return -1;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	line = key != NULL ? proto_find_line(pl->src, key) : 0;
-	if (line == 0 && key != NULL && pl->qs != NULL)
-		line = proto_find_quoted(pl->src, pl->qs, key,
-		    pl->nth > 0 ? pl->nth : 1);
+	if (key != NULL)
+		line = proto_key_line(pl, pl->src, key);
+	for (i = 0; key != NULL && line == 0 && i < pl->p->nhelpers; i++) {
+		line = proto_key_line(pl, pl->p->helpers[i].source, key);
+		path = pl->p->helpers[i].path;
+	}
 	if (line > 0)
-		pl->cause = xasprintf("%s:%d: %s", pl->path, line, msg);
+		pl->cause = xasprintf("%s:%d: %s", path, line, msg);
 	else
 		pl->cause = xasprintf("%s: %s", pl->path, msg);
 	return -1;

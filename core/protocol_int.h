@@ -16,6 +16,7 @@
  * error found. */
 struct proto_loader {
 	lua_State	*L;
+	const struct protocol *p;	/* its helpers, for lines */
 	const char	*path;
 	char		*src;
 	char		*cause;

@@ -6,7 +6,8 @@
  * is kept with the protocol (p->helpers). Bad names, missing files, errors
  * inside a helper and cycles fail the load with the file and line to fix.
  * Loaded from stored texts (an older version), require() finds only the
- * helpers stored with it, whatever the disk holds.
+ * helpers stored with it, whatever the disk holds. A declarative error in
+ * a table a helper built names the helper's line.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +175,15 @@ test_require_errors(void)
 	FAILS("local b = require(\"broken\")\nreturn {}\n", "lib/broken.lua", 2,
 	    "unexpected symbol near 'return'");
 	unlink_lib("broken");
+
+	/* A declarative error in a table a helper built names the helper's
+	 * line of that field (the protocol file has none). */
+	write_lib("badshape", "return { id = \"lp\", version = 1, title = \"T\",\n"
+	    "  course = \"six weeks\", interval = { min_hours = 48 },\n"
+	    "  pressure = { levels = { \"light\" } }, steps = { \"Rest.\" } }\n");
+	FAILS("return require(\"badshape\")\n", "lib/badshape.lua", 2,
+	    "course must be a table");
+	unlink_lib("badshape");
 
 	/* A cycle is refused where it closes. */
 	write_lib("ca", "local b = require(\"cb\")\nreturn { b = b }\n");
