@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 STRIGIL = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "build/strigil"
 HOME = "scripts/protocols/iastm_home.lua"
 PLANTAR = "scripts/protocols/plantar_fasciitis.lua"
+RULES = "scripts/protocols/lib/iastm.lua"     # the rules both require
 START = "2025-03-01T12:00:00Z"      # New York switches to DST on 2025-03-09
 TMP = tempfile.mkdtemp(prefix="strigil-sim-")
 H = 3600
@@ -391,11 +392,25 @@ def test_check_passes_on_shipped_protocols():
 
 
 def broken(name, transform):
-    with open(HOME) as f:
+    """The default protocol in a folder of its own, with a copy of the
+    rules it requires (lib/iastm.lua) that `transform` changes, and its id
+    the file's name. Returns the protocol's path and the changed rules'."""
+    stem = name.split(".")[0]
+    lib = os.path.join(TMP, stem, "lib")
+    os.makedirs(lib, exist_ok=True)
+    with open(RULES) as f:
         src = f.read()
     out = transform(src)
     assert out != src, "the transform changed nothing"
-    return write(name, out)
+    rules = os.path.join(lib, "iastm.lua")
+    with open(rules, "w") as f:
+        f.write(out)
+    with open(HOME) as f:
+        home = f.read()
+    path = os.path.join(TMP, stem, name)
+    with open(path, "w") as f:
+        f.write(home.replace('id = "iastm_home"', 'id = "%s"' % stem))
+    return path, rules
 
 
 def line_of(path, needle):
@@ -406,54 +421,57 @@ def line_of(path, needle):
     raise AssertionError("%r not in %s" % (needle, path))
 
 
-def assert_check_fails(path, line, words):
+def assert_check_fails(path, where, line, words):
+    """`strigil check path` fails naming where:line (the file to fix)."""
     p = run(["check", path])
     assert p.returncode != 0, "check passed on %s" % path
     m = re.match(r"^(.*?):(\d+): (.*)$", p.stderr.strip())
     assert m, "no file:line in %r" % p.stderr
-    assert m.group(1) == path and int(m.group(2)) == line, \
-        "expected %s:%d, got %r" % (path, line, p.stderr)
+    assert m.group(1) == where and int(m.group(2)) == line, \
+        "expected %s:%d, got %r" % (where, line, p.stderr)
     assert words in m.group(3), p.stderr
 
 
 def test_check_unknown_field():
-    path = broken("unknown.lua", lambda s: s.replace(
+    path, rules = broken("unknown.lua", lambda s: s.replace(
         "  course = { weeks = 6 },",
         "  course = { weeks = 6 },\n  intervall = { min_hours = 48 },"))
-    assert_check_fails(path, line_of(path, "intervall ="),
+    assert_check_fails(path, rules, line_of(rules, "intervall ="),
                        "unknown field 'intervall'")
 
 
 def test_check_bad_type():
-    path = broken("badtype.lua", lambda s: s.replace(
+    path, rules = broken("badtype.lua", lambda s: s.replace(
         "  course = { weeks = 6 },", '  course = "six weeks",'))
-    assert_check_fails(path, line_of(path, "six weeks"), "course must be")
+    assert_check_fails(path, rules, line_of(rules, "six weeks"),
+                       "course must be")
 
 
 def test_check_bad_question_type():
-    path = broken("badq.lua", lambda s: s.replace(
+    path, rules = broken("badq.lua", lambda s: s.replace(
         'id = "bruising", type = "integer"', 'id = "bruising", type = "number"'))
-    assert_check_fails(path, line_of(path, 'type = "number"'),
+    assert_check_fails(path, rules, line_of(rules, 'type = "number"'),
                        "type must be")
 
 
 def test_check_syntax_error():
-    path = broken("syntax.lua", lambda s: s.replace(
+    path, rules = broken("syntax.lua", lambda s: s.replace(
         'local LEVELS = { "light", "moderate" }',
         'local LEVELS = { "light" "moderate" }'))
-    assert_check_fails(path, line_of(path, 'local LEVELS = {'), "expected")
+    assert_check_fails(path, rules, line_of(rules, 'local LEVELS = {'),
+                       "expected")
 
 
 def test_check_syntax_error_at_end():
     # A missing `end`: Lua notices at the end of the file and names the
     # line of the function left open.
-    path = broken("noend.lua", lambda s: s.replace(
+    path, rules = broken("noend.lua", lambda s: s.replace(
         "    if n == name then return i end",
         "    if n == name then return i"))
     p = run(["check", path])
     assert p.returncode != 0
-    opened = line_of(path, "local function level_index")
-    assert re.match(r"^%s:\d+: .*line %d" % (re.escape(path), opened),
+    opened = line_of(rules, "local function level_index")
+    assert re.match(r"^%s:\d+: .*line %d" % (re.escape(rules), opened),
                     p.stderr.strip()), p.stderr
 
 
@@ -469,9 +487,9 @@ HOOK = '    answered = function(ctx, ev)\n'
 
 
 def injected(name, code):
-    return broken(name, lambda s: s.replace(
-        HOOK, HOOK + "      " + code + "\n").replace(
-        'id = "iastm_home"', 'id = "%s"' % name.split(".")[0]))
+    """broken() with `code` first in the answered handler."""
+    return broken(name, lambda s: s.replace(HOOK, HOOK + "        " + code +
+                                            "\n"))
 
 
 def assert_recovered(sim, patients):
@@ -487,13 +505,13 @@ def assert_recovered(sim, patients):
 
 
 def test_failing_handler_holds_and_goes_on():
-    path = injected("failing.lua", 'if ev.questionnaire == "checkin" and '
+    path, rules = injected("failing.lua", 'if ev.questionnaire == "checkin" and '
                     'ev.answers.pain == 9 then error("boom on purpose") end')
     sim = Sim(path, ERR_ANSWERS, patients=3)
-    line = line_of(path, "boom on purpose")
+    line = line_of(rules, "boom on purpose")
     errors = re.findall(r"event=protocol_error .*", sim.stderr)
     assert len(errors) == 3, sim.stderr
-    assert all("%s:%d: boom on purpose" % (path, line) in e for e in errors)
+    assert all("%s:%d: boom on purpose" % (rules, line) in e for e in errors)
     assert_recovered(sim, 3)
 
 
@@ -501,7 +519,7 @@ def test_an_undone_event_runs_the_simulation_again():
     """The simulator runs without savepoints until an event must be undone;
     then it starts again with them. The output is the second run's alone,
     and up to the failure the same as a run where nothing failed."""
-    path = injected("again.lua", 'if ev.questionnaire == "checkin" and '
+    path, _ = injected("again.lua", 'if ev.questionnaire == "checkin" and '
                     'ev.answers.pain == 9 then error("boom on purpose") end')
     env = dict(ENV, STRIGIL_LOG_LEVEL="info")
 
@@ -540,10 +558,9 @@ def test_session_planned_for_now_is_the_one_reminded():
     time, when its job runs) names the session being reminded: the course
     goes on. The engine used to plan it again, run it at once, and so on
     for ever."""
-    path = broken("now.lua", lambda s: s.replace(
+    path, _ = broken("now.lua", lambda s: s.replace(
         "    session_due = function(ctx, ev)\n",
-        "    session_due = function(ctx, ev)\n      ctx.schedule{}\n").replace(
-        'id = "iastm_home"', 'id = "now"'))
+        "    session_due = function(ctx, ev)\n        ctx.schedule{}\n"))
     sim = Sim(path, answers="screening: pain=3\npain=2\n")
     reminders = sim.reminders()
     assert len(reminders) >= 12, reminders
@@ -553,19 +570,19 @@ def test_session_planned_for_now_is_the_one_reminded():
 
 
 def test_endless_loop_is_stopped():
-    path = injected("hostile.lua", 'if ev.questionnaire == "checkin" and '
+    path, rules = injected("hostile.lua", 'if ev.questionnaire == "checkin" and '
                     'ev.answers.pain == 9 then while true do end end')
     sim = Sim(path, ERR_ANSWERS, patients=3)
-    line = line_of(path, "while true do end")
+    line = line_of(rules, "while true do end")
     errors = re.findall(r"event=protocol_error .*", sim.stderr)
     assert len(errors) == 3, sim.stderr
-    assert all("%s:%d: instruction budget exceeded" % (path, line) in e
+    assert all("%s:%d: instruction budget exceeded" % (rules, line) in e
                for e in errors), errors
     assert_recovered(sim, 3)
 
 
 def test_memory_hog_is_stopped():
-    path = injected("hog.lua", 'if ev.questionnaire == "checkin" and '
+    path, _ = injected("hog.lua", 'if ev.questionnaire == "checkin" and '
                     'ev.answers.pain == 9 then local t = {} '
                     'for i = 1, 1e9 do t[i] = ("x"):rep(1000) .. i end end')
     sim = Sim(path, ERR_ANSWERS, patients=2)
@@ -578,10 +595,10 @@ def test_memory_hog_is_stopped():
 
 
 def test_sandbox_has_no_io():
-    path = injected("io.lua", 'if ev.questionnaire == "checkin" and '
+    path, _ = injected("io.lua", 'if ev.questionnaire == "checkin" and '
                     'ev.answers.pain == 9 then os.exit(1) end')
     sim = Sim(path, ERR_ANSWERS)
-    assert re.search(r"io\.lua:\d+: .*'os'", sim.stderr), sim.stderr
+    assert re.search(r"io/lib/iastm\.lua:\d+: .*'os'", sim.stderr), sim.stderr
     assert_recovered(sim, 1)
 
 
