@@ -125,15 +125,12 @@ engine_stat(const char *path, struct engine_fsig *sig)
 static uint64_t
 engine_lib_sig(const char *path)
 {
-	const char		*slash = strrchr(path, '/');
 	struct engine_fsig	 h;
 	struct dirent		*de;
 	DIR			*d;
-	char			*dir, *file;
+	char			*dir = proto_lib_dir(path), *file;
 	uint64_t		 sum = 0, x;
 
-	dir = slash == NULL ? xstrdup("lib") :
-	    xasprintf("%.*s/lib", (int)(slash - path), path);
 	if ((d = opendir(dir)) == NULL) {
 		free(dir);
 		return 0;

@@ -183,6 +183,9 @@ int	proto_load_source(const char *path, int version, const char *src,
 	    const struct proto_limits *limits, struct protocol **out,
 	    char **cause);
 void	proto_free(struct protocol *p);
+/* The folder of the helpers a protocol at `path` may require: "lib"
+ * beside it (caller frees). */
+char	*proto_lib_dir(const char *path);
 /* 1 if `p` declares it takes over patients enrolled on `version`. */
 int	proto_upgrades_from(const struct protocol *p, int version);
 

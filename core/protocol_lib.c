@@ -33,7 +33,8 @@
 #define PROTO_LIB_NAME_MAX	63
 
 /* Registry key of the table of helpers run so far: name -> result, or
- * false while the helper is still running (a cycle). */
+ * this key's address (a light userdata) while the helper is still running,
+ * so a require of it meanwhile is a cycle. */
 static const char proto_lib_loaded_key;
 
 /*
@@ -45,6 +46,7 @@ struct proto_lib {
 	struct protocol		*p;
 	char			*dir;		/* "<protocol dir>/lib" */
 	const struct proto_src	*ps;		/* suffix, disk or stored */
+	char			*cause;		/* the error being raised */
 };
 
 /* Finds `name` among the stored helpers; NULL if it was not stored. */
@@ -117,8 +119,10 @@ proto_lib_run(lua_State *L, struct proto_lib *lib, struct proto_helper *h)
 	/* Memory errors later name the protocol, not its last helper. */
 	sandbox_name(lib->sb, lib->p->path);
 	if (rc != 0) {
+		/* Freed by proto_lib_close(): pushing it may raise. */
+		free(lib->cause);
+		lib->cause = cause;
 		lua_pushstring(L, cause);
-		free(cause);
 		lua_error(L);
 	}
 	/* Inside the protocol's own budgeted call: its budget covers this. */
@@ -129,30 +133,14 @@ proto_lib_run(lua_State *L, struct proto_lib *lib, struct proto_helper *h)
 	}
 }
 
-/* The number of helpers run or running. */
+/* Raises "file:line: require: <cause>"; proto_lib_close() frees cause,
+ * as pushing it may raise a memory error first. */
 static int
-proto_lib_count(lua_State *L, int loaded)
+proto_lib_fail(lua_State *L, struct proto_lib *lib, char *cause)
 {
-	int	n = 0;
-
-	lua_pushnil(L);
-	while (lua_next(L, loaded) != 0) {
-		lua_pop(L, 1);
-		n++;
-	}
-	return n;
-}
-
-/* Raises "file:line: require: <cause>", freeing cause first. */
-static int
-proto_lib_fail(lua_State *L, char *cause)
-{
-	luaL_where(L, 1);
-	lua_pushstring(L, "require: ");
-	lua_pushstring(L, cause);
-	free(cause);
-	lua_concat(L, 3);
-	return lua_error(L);
+	free(lib->cause);
+	lib->cause = cause;
+	return luaL_error(L, "require: %s", cause);
 }
 
 /* require(name): the value helper lib/name.lua returned (run once). */
@@ -184,7 +172,7 @@ proto_lib_require(lua_State *L)
 	if (!lua_isnil(L, 3))
 		return 1;
 	lua_pop(L, 1);
-	if (proto_lib_count(L, 2) >= PROTO_LIB_MAX)
+	if (p->nhelpers >= PROTO_LIB_MAX)
 		return luaL_error(L, "require: more than %d helpers",
 		    PROTO_LIB_MAX);
 	/* Running: a require of it meanwhile is a cycle. */
@@ -192,7 +180,7 @@ proto_lib_require(lua_State *L)
 	lua_pushlightuserdata(L, (void *)&proto_lib_loaded_key);
 	lua_rawset(L, 2);
 	if ((h = proto_lib_read(lib, name, &cause)) == NULL)
-		return proto_lib_fail(L, cause);
+		return proto_lib_fail(L, lib, cause);
 	proto_lib_run(L, lib, h);					/* 3 */
 	lua_pushvalue(L, 1);
 	lua_pushvalue(L, 3);
@@ -213,8 +201,7 @@ proto_lib_setup(lua_State *L)
 	return 0;
 }
 
-/* The folder "lib" beside the file at `path` (caller frees). */
-static char *
+char *
 proto_lib_dir(const char *path)
 {
 	const char	*slash = strrchr(path, '/');
@@ -259,6 +246,7 @@ proto_lib_close(struct protocol *p)
 	lua_pushnil(L);
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &proto_lib_loaded_key);
 	free(p->lib->dir);
+	free(p->lib->cause);
 	free(p->lib);
 	p->lib = NULL;
 }

@@ -200,6 +200,27 @@ test_require_errors(void)
 	unlink_lib("bin");
 }
 
+/* At most 32 helpers: the 33rd is refused where it is required. */
+static void
+test_require_limit(void)
+{
+	char	name[16], src[33 * 24 + 32] = "";
+	int	i;
+
+	for (i = 1; i <= 33; i++) {
+		snprintf(name, sizeof name, "h%d", i);
+		write_lib(name, "return 1\n");
+		snprintf(src + strlen(src), sizeof src - strlen(src),
+		    "require(\"%s\")\n", name);
+	}
+	strcat(src, "return {}\n");
+	FAILS(src, "p.lua", 33, "require: more than 32 helpers");
+	for (i = 1; i <= 33; i++) {
+		snprintf(name, sizeof name, "h%d", i);
+		unlink_lib(name);
+	}
+}
+
 /* The helper runs in the protocol's sandbox, under its budget. */
 static void
 test_require_sandboxed(void)
@@ -277,6 +298,7 @@ main(void)
 	}
 	TEST(test_require);
 	TEST(test_require_errors);
+	TEST(test_require_limit);
 	TEST(test_require_sandboxed);
 	TEST(test_require_stored);
 	rc = TEST_END();
