@@ -6,6 +6,7 @@
  * lines name the method instead.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,18 +212,63 @@ tg_connected(const struct telegram *t)
 	return t->connected;
 }
 
+/* Closes the send path: what is still running (a send past its drain,
+ * an answerCallbackQuery) is cancelled, and the adapter is freed once
+ * its last handle is closed. */
+static void
+tg_close_send(struct telegram *t)
+{
+	uv_timer_stop(&t->send_timer);
+	fetch_close(t->f);
+	tg_send_free(t);
+	uv_close((uv_handle_t *)&t->send_timer, tg_handle_closed);
+}
+
+static void
+tg_drain_end(uv_timer_t *h)
+{
+	struct telegram	*t = h->data;
+
+	if (t->out.active)
+		log_warn("event=telegram_drain_expired row=%" PRId64
+		    " hint=%s", t->out.row.id,
+		    log_q("the message goes again at the next start"));
+	tg_close_send(t);
+}
+
+void
+tg_drained(struct telegram *t)
+{
+	log_info("event=telegram_drained");
+	/* Not from inside the send's own fetch callback. */
+	uv_timer_start(&t->send_timer, tg_drain_end, 0, 0);
+}
+
 void
 tg_close(struct telegram *t)
 {
 	if (t->closing)
 		return;
 	t->closing = 1;
-	/* Cancels the poll and any send: their callbacks run now and see
-	 * `closing`. An unsent row stays in the outbox for the next start. */
-	fetch_close(t->f);
-	tg_send_free(t);
+	/* Nothing more comes in: the poll is cancelled (its updates are
+	 * not confirmed, so they come again at the next start), and
+	 * `closing` keeps the webhook and the summary out. */
+	tg_poll_stop(t);
 	uv_close((uv_handle_t *)&t->poll_timer, tg_handle_closed);
 	uv_close((uv_handle_t *)&t->poll_watch, tg_handle_closed);
-	uv_close((uv_handle_t *)&t->send_timer, tg_handle_closed);
 	uv_close((uv_handle_t *)&t->summary_timer, tg_handle_closed);
+	if (!t->out.active) {
+		tg_close_send(t);
+		return;
+	}
+	/*
+	 * A sendMessage is in flight. Cancelled, its row would stay unsent
+	 * and go again at the next start although the patient may have it
+	 * already; so the stop waits for the answer (tg_send_done() records
+	 * it and calls tg_drained()), for TG_DRAIN_MS at most. No other
+	 * row starts meanwhile: tg_flush() sees `closing`.
+	 */
+	log_info("event=telegram_draining row=%" PRId64 " timeout_ms=%d",
+	    t->out.row.id, TG_DRAIN_MS);
+	uv_timer_start(&t->send_timer, tg_drain_end, TG_DRAIN_MS, 0);
 }

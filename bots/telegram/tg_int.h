@@ -59,6 +59,11 @@ struct tg_out {
 #define TG_POLL_SLACK_S		15	/* transfer timeout beyond poll_timeout */
 #define TG_WATCHDOG_SLACK_S	30	/* watchdog beyond the transfer timeout */
 
+/* How long a stop waits for the sendMessage in flight, whose answer says
+ * whether the patient has the message. Docker gives a stopping container
+ * 10 s before SIGKILL. */
+#define TG_DRAIN_MS		5000
+
 struct telegram {
 	uv_loop_t	*loop;
 	struct engine	*e;
@@ -112,8 +117,11 @@ void	 tg_call(struct telegram *, const char *method, const char *body,
 	     long timeout_ms, void (*done)(void *, const struct fetch_result *),
 	     void *ud);
 
+void	 tg_drained(struct telegram *);
+
 /* tg_poll.c */
 void	 tg_poll_start(struct telegram *);
+void	 tg_poll_stop(struct telegram *);
 int	 tg_offset_load(struct telegram *, char **cause);
 
 /* tg_recv.c: one update, however it came. `cur` (or NULL) is the cursor to

@@ -121,6 +121,18 @@ tg_poll_start(struct telegram *t)
 	tg_call(t, "getUpdates", body, timeout_s * 1000, tg_poll_done, t);
 }
 
+/* Stops receiving: the poll in flight is cancelled, and the updates it
+ * would have brought come again, unconfirmed, at the next start. */
+void
+tg_poll_stop(struct telegram *t)
+{
+	uv_timer_stop(&t->poll_timer);
+	uv_timer_stop(&t->poll_watch);
+	if (t->polling)
+		fetch_cancel(t->f, tg_poll_done, t);
+	t->polling = 0;
+}
+
 static void
 tg_poll_updates(struct telegram *t, const struct fetch_result *r)
 {

@@ -632,7 +632,9 @@ tg_send_done(void *ud, const struct fetch_result *r)
 	struct tg_chat	*c;
 	size_t		 end;
 
-	if (r->error == FETCH_ECANCELED || t->closing)
+	/* While the adapter closes, a send's answer is still recorded
+	 * (tg_close() waits for it), but nothing more starts. */
+	if (r->error == FETCH_ECANCELED)
 		return;
 	c = tg_chat_get(t, o->chat);
 	log_debug("event=telegram_sent row=%" PRId64 " status=%ld error=%d "
@@ -660,7 +662,10 @@ tg_send_done(void *ud, const struct fetch_result *r)
 	free(o->neutral);
 	o->neutral = NULL;
 	o->active = 0;
-	tg_flush(t);
+	if (t->closing)
+		tg_drained(t);
+	else
+		tg_flush(t);
 }
 
 void

@@ -54,9 +54,7 @@ def start(env, name="strigil"):
 
 
 def drained(fake, db):
-    """Waits until every outbox row is marked sent. A SIGTERM while a send
-    is in flight cancels it: the row stays unsent and goes again at the next
-    start (at least once), which the tests that count messages avoid."""
+    """Waits until every outbox row is marked sent."""
     db_wait(db, "SELECT count(*) FROM outbox WHERE sent_at = 0",
             lambda n: n == 0, "the outbox drained")
 
@@ -245,6 +243,35 @@ def test_restart_loses_and_repeats_nothing(r, tmp):
              [(0,)], "the outbox is empty")
         no_violations(r, fake)
         r.eq(integrity(db), "ok", "integrity_check")
+
+
+def test_term_mid_send(r, tmp):
+    """SIGTERM while a sendMessage is in flight waits for its answer: the
+    row is marked sent, and the next start does not send it again."""
+    help_text = "Here is what I understand"
+    with tf.Fake(token=TOKEN) as fake:
+        env, db = setup(tmp, fake)
+        p = start(env, "first")
+        screening_asked(r, fake, db)
+        n = len(fake.requests("sendMessage"))
+        fake.fault("slow", method="sendMessage", delay=1.5)
+        fake.message(USER, "/help")
+        fake.wait_requests("sendMessage", n + 1, DEADLINE)
+        p.signal(signal.SIGTERM)
+        p.expect_err(r"event=telegram_draining")
+        r.eq(p.finish(), 0, "SIGTERM exits 0")
+        r.check("event=telegram_drained" in p.stderr_text(),
+                "the send in flight finished before the exit")
+        r.eq(db_query(db, "SELECT count(*) FROM outbox WHERE sent_at = 0"),
+             [(0,)], "the reply in flight is marked sent")
+        p2 = start(env, "second")
+        fake.message(USER, "/help")
+        wait_text(fake, help_text, 2)
+        drained(fake, db)
+        stop(r, p2)
+        r.eq(sum(1 for t in texts(fake) if help_text in t), 2,
+             "each /help answered once: nothing sent again after the stop")
+        no_violations(r, fake)
 
 
 def test_escalation_and_blocked(r, tmp):
@@ -511,6 +538,7 @@ if __name__ == "__main__":
         test_onboarding_by_buttons,
         test_429_and_500,
         test_restart_loses_and_repeats_nothing,
+        test_term_mid_send,
         test_escalation_and_blocked,
         test_conflict_and_migration,
         test_offset_kept,

@@ -972,6 +972,9 @@ class Fake:
                      "description": None, "fault": None, "duration": None,
                      "time": time.time()}
             self.log.append(entry)
+            # A request on its way in can be waited for (wait_requests),
+            # a slow one before its answer.
+            self.cond.notify_all()
         spec_m = self.spec.method(mname)
         if spec_m is not None:
             mname = spec_m["name"]
