@@ -33,7 +33,8 @@ struct daemon {
 	int		 nsignals;	/* how many of them are initialised */
 	uv_fs_event_t	 watch;		/* the protocols folder (run only) */
 	uv_fs_event_t	 watch_lib;	/* its helper files, lib/ */
-	int		 lib_watched;
+	int		 lib_init;	/* watch_lib is initialised */
+	int		 lib_watched;	/* and started */
 	char		 lib_dir[1024];
 	uv_timer_t	 watch_timer;	/* debounce */
 	const char	*watch_dir;	/* NULL when not watching */
@@ -102,9 +103,9 @@ daemon_stop(struct daemon *d, const char *why)
 	for (i = 0; i < d->nsignals; i++)
 		uv_close((uv_handle_t *)daemon_signal_handle(d, i), NULL);
 	d->nsignals = 0;
-	if (d->lib_watched) {
+	if (d->lib_init) {
 		uv_close((uv_handle_t *)&d->watch_lib, NULL);
-		d->lib_watched = 0;
+		d->lib_init = d->lib_watched = 0;
 	}
 	if (d->watch_dir != NULL) {
 		uv_close((uv_handle_t *)&d->watch, NULL);
@@ -173,6 +174,8 @@ daemon_watch_fire(uv_timer_t *t)
 	sched_kick(d->sched);
 }
 
+static void	daemon_watch_lib(struct daemon *);
+
 static void
 daemon_watch_event(uv_fs_event_t *h, const char *name, int events,
     int status)
@@ -180,7 +183,6 @@ daemon_watch_event(uv_fs_event_t *h, const char *name, int events,
 	struct daemon	*d = h->data;
 
 	(void)events;
-	(void)name;
 	if (status < 0) {
 		log_warn("event=watch_error path=%s error=%s",
 		    log_q(d->watch_dir), log_q(uv_strerror(status)));
@@ -194,29 +196,32 @@ daemon_watch_event(uv_fs_event_t *h, const char *name, int events,
 	 * rename a temporary into place) is still seen.
 	 */
 	uv_timer_start(&d->watch_timer, daemon_watch_fire, DAEMON_WATCH_MS, 0);
+	/* lib/ made, or made anew, after the start: watched from now. */
+	if (h == &d->watch && name != NULL && strcmp(name, "lib") == 0)
+		daemon_watch_lib(d);
 }
 
 /*
- * Watches the helper files of the protocols, lib/ (inotify does not see
- * into a subfolder). A lib/ made after the start is not watched; SIGHUP
- * still reloads.
+ * (Re)starts the watch of the protocols' helper files, lib/ (inotify does
+ * not see into a subfolder). Called at the start and whenever an entry
+ * named "lib" changes in the folder, so a lib/ made (or removed and made
+ * again) later is watched too; without one, nothing is watched and
+ * nothing said.
  */
 static void
-daemon_watch_lib(struct daemon *d, const char *dir)
+daemon_watch_lib(struct daemon *d)
 {
 	int	rc;
 
-	if ((size_t)snprintf(d->lib_dir, sizeof d->lib_dir, "%s/lib", dir) >=
-	    sizeof d->lib_dir)
+	if (!d->lib_init)
 		return;
-	if (uv_fs_event_init(&d->loop, &d->watch_lib) != 0)
-		return;
-	d->watch_lib.data = d;
+	if (d->lib_watched)
+		uv_fs_event_stop(&d->watch_lib);
+	d->lib_watched = 0;
 	rc = uv_fs_event_start(&d->watch_lib, daemon_watch_event, d->lib_dir,
 	    0);
 	if (rc != 0) {
-		uv_close((uv_handle_t *)&d->watch_lib, NULL);
-		if (rc != UV_ENOENT)
+		if (rc != UV_ENOENT && rc != UV_ENOTDIR)
 			log_warn("event=watch_failed path=%s error=%s",
 			    log_q(d->lib_dir), log_q(uv_strerror(rc)));
 		return;
@@ -249,7 +254,12 @@ daemon_watch(struct daemon *d, const char *dir)
 		goto fail;
 	}
 	log_info("event=watching path=%s", log_q(dir));
-	daemon_watch_lib(d, dir);
+	if ((size_t)snprintf(d->lib_dir, sizeof d->lib_dir, "%s/lib", dir) <
+	    sizeof d->lib_dir && uv_fs_event_init(&d->loop, &d->watch_lib) == 0) {
+		d->watch_lib.data = d;
+		d->lib_init = 1;
+		daemon_watch_lib(d);
+	}
 	return;
 fail:
 	log_warn("event=watch_failed path=%s error=%s", log_q(dir),

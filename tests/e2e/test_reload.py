@@ -278,6 +278,39 @@ def test_helper_edit(r, tmp):
          "each version's helper stored")
 
 
+def test_lib_made_later(r, tmp):
+    """A lib/ made after the start (or removed and made again) is watched
+    from then on: an edit of a helper in it is seen without a signal."""
+    env, db, pdir = setup(tmp, default="talk")
+    path = os.path.join(pdir, "talk.lua")
+    lib = os.path.join(pdir, "lib")
+    talk(path, 1, "Talk one.")
+    p = start(env)
+    r.check(re.search(r"event=watching path=\S*/lib\b", p.stderr_text())
+            is None, "no lib/ yet: not watched")
+    os.mkdir(lib)
+    p.expect_err(r"event=watching path=\S*/lib\b", timeout=SOON)
+    helper(pdir, "Words one.")
+    talk(path, 2, '" .. require("words").hi .. "')
+    p.expect_err(r"event=protocol_reloaded protocol=talk version=2\b",
+                 timeout=SOON)
+    helper(pdir, "Words changed.")
+    p.expect_err(r"event=protocol_reload_failed path=\S+talk\.lua "
+                 r"error=.*version 2 of 'talk' was loaded before with a "
+                 r"different text", timeout=SOON)
+    os.remove(os.path.join(lib, "words.lua"))
+    os.rmdir(lib)
+    os.mkdir(lib)
+    p.expect_err(r"event=watching path=\S*/lib\b", timeout=SOON)
+    # The folder's own watch saw lib/ go and come: let its rescan pass,
+    # so what follows can only be seen through lib/'s new watch.
+    time.sleep(1)
+    helper(pdir, "Words again.")
+    p.expect_err(r"event=protocol_reload_failed path=\S+talk\.lua "
+                 r"error=.*version 2 of 'talk'", timeout=SOON)
+    stop(r, p, db)
+
+
 def test_upgrade_declared(r, tmp):
     env, db, pdir = setup(tmp, default="talk")
     path = os.path.join(pdir, "talk.lua")
@@ -305,5 +338,5 @@ if __name__ == "__main__":
     sys.exit(Runner().run([test_edit_reloads, test_new_and_deleted_files,
                            test_symlink_swap,
                            test_patient_keeps_version,
-                           test_helper_edit,
+                           test_helper_edit, test_lib_made_later,
                            test_upgrade_declared]))
