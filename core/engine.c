@@ -973,6 +973,38 @@ engine_clear_handle(struct engine_op *op, void *arg)
 }
 
 int
+engine_unreachable(struct engine *e, const char *adapter, const char *chat,
+    const char *reason, int64_t now)
+{
+	struct engine_op	 op = { .e = e, .now = now };
+	cJSON			*data;
+	int			 rc;
+
+	if (store_begin(e->st) != 0)
+		return -1;
+	rc = store_patient_find_current(e->st, adapter, chat, &op.pt, &op.en,
+	    &op.has_en);
+	if (rc == 0 && op.pt.unreachable)
+		rc = STORE_NOTFOUND;
+	if (rc == STORE_NOTFOUND) {
+		engine_op_clear(&op);
+		return store_rollback(e->st) != 0 ? -1 : 1;
+	}
+	op.has_pt = rc == 0;
+	op.pt.unreachable = 1;
+	if (rc == 0 && (rc = store_patient_update(e->st, &op.pt)) == 0) {
+		data = cJSON_CreateObject();
+		cJSON_AddStringToObject(data, "reason", reason);
+		engine_emit(&op, "unreachable", data);
+		log_info("event=unreachable patient=%lld reason=%s",
+		    (long long)op.pt.id, reason);
+	}
+	rc = engine_finish_tx(e, rc);
+	engine_op_clear(&op);
+	return rc;
+}
+
+int
 engine_clear(struct engine *e, const char *adapter, const char *chat,
     int64_t now)
 {

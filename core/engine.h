@@ -127,6 +127,13 @@ int	engine_inbound_at(struct engine *e, const char *adapter,
 int	engine_cursor(struct engine *e, const struct engine_cursor *cur,
 	    int64_t now);
 
+/* The adapter cannot reach the patient at (adapter, chat) any more (they
+ * blocked the bot, left the room): reminders are withheld until they write
+ * again. Recorded as the audit event "unreachable" with `reason`. Returns
+ * 0, 1 if there is no such patient or they were marked already, or -1. */
+int	engine_unreachable(struct engine *e, const char *adapter,
+	    const char *chat, const char *reason, int64_t now);
+
 /* The clinician lifts a clinical hold (ctx.pause, e.g. after clearing a
  * relative contraindication): the course goes on and the protocol's
  * `resumed` handler runs with ev.by = "clinician". Returns 0, 1 if the

@@ -417,18 +417,13 @@ mx_flush(struct matrix *m)
 static void
 mx_forbidden(struct matrix *m, const struct store_out *row)
 {
-	struct store		*st = engine_store(m->e);
-	struct store_patient	 p;
-
 	log_warn("event=matrix_forbidden row=%" PRId64 " patient=%" PRId64,
 	    row->id, row->patient_id);
-	memset(&p, 0, sizeof p);
-	if (row->patient_id != 0 &&
-	    store_patient_get(st, row->patient_id, &p) == 0) {
-		p.unreachable = 1;
-		store_patient_update(st, &p);
-	}
-	store_outbox_drop(st, row->id, clock_now(), "forbidden");
+	if (row->patient_id != 0)
+		engine_unreachable(m->e, MX_ADAPTER, row->chat, "forbidden",
+		    clock_now());
+	store_outbox_drop(engine_store(m->e), row->id, clock_now(),
+	    "forbidden");
 }
 
 static void

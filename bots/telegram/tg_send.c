@@ -528,17 +528,11 @@ tg_flush(struct telegram *t)
 static void
 tg_blocked(struct telegram *t, const struct store_out *row)
 {
-	struct store		*st = engine_store(t->e);
-	struct store_patient	 p;
-
 	log_warn("event=telegram_blocked row=%" PRId64 " patient=%" PRId64,
 	    row->id, row->patient_id);
-	memset(&p, 0, sizeof p);
-	if (row->patient_id != 0 &&
-	    store_patient_get(st, row->patient_id, &p) == 0) {
-		p.unreachable = 1;
-		store_patient_update(st, &p);
-	}
+	if (row->patient_id != 0)
+		engine_unreachable(t->e, TG_ADAPTER, row->chat, "blocked",
+		    clock_now());
 }
 
 /* The chat became a supergroup: the row (and the chat's other rows, and

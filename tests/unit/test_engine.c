@@ -353,6 +353,34 @@ test_cursor(void)
 	world_close(&w);
 }
 
+/* An adapter marks a patient unreachable once, with an audit event; a
+ * message from them makes them reachable again. */
+static void
+test_unreachable(void)
+{
+	struct world	w;
+	struct sent	s = { 0 };
+	char		path[256];
+
+	clock_init(CLOCK_MANUAL, T0);
+	db_path(path, sizeof path, "unreachable.db");
+	if (world_open(&w, path) != 0)
+		return;
+	enrol(&w, "1", T0);
+	CHECK_INT(engine_unreachable(w.e, AD, "9", "left", T0), 1);
+	CHECK_INT(engine_unreachable(w.e, AD, "1", "left", T0), 0);
+	CHECK_INT(engine_unreachable(w.e, AD, "1", "left", T0 + 1), 1);
+	CHECK_INT(raw_int(path, "SELECT unreachable FROM patients"), 1);
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM events WHERE kind = "
+	    "'unreachable' AND data = '{\"reason\":\"left\"}'"), 1);
+	CHECK_INT(say(&w, "1", "hello", T0 + 2), 0);
+	drain(&w, T0 + 2, &s);
+	CHECK(sent_has(&s, "Welcome back"));
+	sent_clear(&s);
+	CHECK_INT(raw_int(path, "SELECT unreachable FROM patients"), 0);
+	world_close(&w);
+}
+
 /* Option ids map back to their text only while their question is live. */
 static void
 test_answer_text(void)
@@ -753,6 +781,7 @@ main(void)
 	TEST(test_enrol);
 	TEST(test_duplicate);
 	TEST(test_cursor);
+	TEST(test_unreachable);
 	TEST(test_answer_text);
 	TEST(test_answer_text_db_error);
 	TEST(test_handler_error);
