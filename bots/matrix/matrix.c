@@ -364,7 +364,7 @@ mx_new(struct matrix **out, uv_loop_t *loop, struct engine *e,
 		mx_free(m);
 		return -1;
 	}
-	m->filter = mx_kv(m, MX_KV_FILTER);
+	m->filter = mx_filter_stored(m);
 	srandom((unsigned)clock_mono_ns());
 	uv_timer_init(loop, &m->poll_timer);
 	uv_timer_init(loop, &m->send_timer);

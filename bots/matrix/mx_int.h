@@ -191,6 +191,9 @@ void	 mx_req_resume(struct mx_req *);
 
 /* mx_poll.c */
 void	 mx_poll_start(struct matrix *);
+/* The filter id kept in kv for the filter this build asks for, or NULL
+ * (none yet, or one made for another filter): caller frees. */
+char	*mx_filter_stored(struct matrix *);
 void	 mx_batch_clear(struct mx_batch *);
 /* The batch's task is over: the next (retry 0) or again after a
  * backoff (retry 1). */

@@ -34,12 +34,14 @@
 #define MX_GAP_LIMIT		100	/* events a /messages page */
 #define MX_GAP_PAGES		50	/* then the gap is given up, logged */
 
-/* What the filter asks for: only what mx_sync.c reads. */
+/* What the filter asks for: only what mx_sync.c reads. Membership events
+ * are in the timeline so that a room where only the patient left still
+ * comes with its summary (the member count). */
 #define MX_FILTER \
 	"{\"presence\":{\"types\":[]}," \
 	"\"account_data\":{\"types\":[]}," \
 	"\"room\":{\"timeline\":{\"limit\":50,\"types\":" \
-	"[\"m.room.message\",\"m.room.encryption\"," \
+	"[\"m.room.message\",\"m.room.encryption\",\"m.room.member\"," \
 	"\"org.matrix.msc3381.poll.response\",\"m.poll.response\"]}," \
 	"\"state\":{\"types\":[\"m.room.encryption\",\"m.room.member\"]}," \
 	"\"ephemeral\":{\"types\":[]},\"account_data\":{\"types\":[]}}}"
@@ -105,11 +107,31 @@ mx_batch_clear(struct mx_batch *b)
 
 /* ---- the filter ---------------------------------------------------- */
 
+/*
+ * kv "matrix.filter" holds the filter's JSON, a newline and the id the
+ * homeserver gave it: a build that asks for another filter (an older
+ * one stored only the id) makes a new one instead of syncing with the
+ * old.
+ */
+char *
+mx_filter_stored(struct matrix *m)
+{
+	char	*v = mx_kv(m, MX_KV_FILTER), *id = NULL;
+	size_t	 n = strlen(MX_FILTER);
+
+	if (v != NULL && strncmp(v, MX_FILTER, n) == 0 && v[n] == '\n' &&
+	    v[n + 1] != '\0')
+		id = xstrdup(v + n + 1);
+	free(v);
+	return id;
+}
+
 static void
 mx_filter_done(struct matrix *m, void *ud, const struct fetch_result *r)
 {
 	cJSON		*o;
 	const char	*id;
+	char		*kept;
 
 	(void)ud;
 	if (r->error == FETCH_ECANCELED || m->closing)
@@ -126,11 +148,15 @@ mx_filter_done(struct matrix *m, void *ud, const struct fetch_result *r)
 	}
 	o = cJSON_ParseWithLength(r->body, r->len);
 	id = cJSON_GetStringValue(cJSON_GetObjectItem(o, "filter_id"));
-	if (id == NULL || mx_kv_set(m, MX_KV_FILTER, id) != 0) {
+	kept = id != NULL ? xasprintf("%s\n%s", MX_FILTER, id) : NULL;
+	if (id == NULL || id[0] == '\0' ||
+	    mx_kv_set(m, MX_KV_FILTER, kept) != 0) {
+		free(kept);
 		cJSON_Delete(o);
 		mx_poll_backoff(m, "filter", r);
 		return;
 	}
+	free(kept);
 	m->filter = xstrdup(id);
 	cJSON_Delete(o);
 	log_info("event=matrix_filter_created");
@@ -526,6 +552,33 @@ mx_deliver_vote(struct matrix *m, const struct mx_item *it,
 	return rc;
 }
 
+/*
+ * A patient's room where the bot is now alone (the summary's member
+ * count, which the spec requires whenever it changed): the patient left,
+ * and what the bot says there reaches no one. They are marked unreachable,
+ * as a Telegram patient who blocked the bot is, so reminders are withheld
+ * and recorded; if they join again and write, they are welcomed back.
+ * -1 when the database failed (the batch comes again).
+ */
+static int
+mx_departures(struct matrix *m)
+{
+	struct mx_sync	*s = &m->batch.sync;
+	struct mx_room	*r;
+	int		 i;
+
+	for (i = 0; i < s->nrooms; i++) {
+		r = &s->rooms[i];
+		if (r->membership != MX_JOIN || r->joined != 1 ||
+		    (m->clinician != NULL && strcmp(r->id, m->clinician) == 0))
+			continue;
+		if (engine_unreachable(m->e, MX_ADAPTER, r->id, "left",
+		    clock_now()) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Hands the batch to the engine. -1 when the database failed: nothing
  * after the failure was stored and the token stays where it was. */
 static int
@@ -536,6 +589,8 @@ mx_deliver(struct matrix *m)
 	struct mx_item		*v;
 	int			 n, i, rc = 0;
 
+	if (mx_departures(m) != 0)
+		return -1;
 	cur.key = MX_KV_SINCE;
 	cur.value = m->batch.sync.next_batch;
 	n = mx_items(m, &v);

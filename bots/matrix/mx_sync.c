@@ -183,7 +183,22 @@ mx_room_add(struct mx_sync *s, const char *id, enum mx_membership ms)
 	memset(r, 0, sizeof *r);
 	r->id = xstrdup(id);
 	r->membership = ms;
+	r->joined = -1;
 	return r;
+}
+
+/* The summary's m.joined_member_count, or -1 when it was left out (the
+ * spec allows that only when it did not change) or is not a count. */
+static int
+mx_joined_count(const cJSON *room)
+{
+	const cJSON	*n;
+
+	n = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+	    room, "summary"), "m.joined_member_count");
+	if (!cJSON_IsNumber(n) || n->valuedouble < 0 || n->valuedouble > 1e9)
+		return -1;
+	return (int)n->valuedouble;
 }
 
 static void
@@ -197,6 +212,7 @@ mx_rooms_join(struct mx_sync *s, const cJSON *join)
 		if (o->string == NULL || !cJSON_IsObject(o))
 			continue;
 		r = mx_room_add(s, o->string, MX_JOIN);
+		r->joined = mx_joined_count(o);
 		tl = cJSON_GetObjectItemCaseSensitive(o, "timeline");
 		r->limited = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tl,
 		    "limited"));

@@ -7,7 +7,8 @@
  * can call mx_sync_parse() on any bytes.
  *
  * Only what the bot acts on is kept: text messages, poll responses, the
- * m.room.encryption state, and for invites who invited us. Everything else
+ * m.room.encryption state, a joined room's member count, and for invites
+ * who invited us. Everything else
  * in a timeline comes back as MX_EV_OTHER (or is not listed at all).
  */
 #ifndef STRIGIL_MX_SYNC_H
@@ -40,6 +41,8 @@ struct mx_room {
 	int			 limited;	/* the timeline has a gap */
 	char			*prev_batch;	/* owned, or NULL */
 	int			 encrypted;	/* m.room.encryption seen */
+	int			 joined;	/* m.joined_member_count, -1 if
+						 * not sent (unchanged) */
 	char			*inviter;	/* MX_INVITE: who; owned */
 	struct mx_event		*events;	/* the timeline, oldest first */
 	int			 nevents;

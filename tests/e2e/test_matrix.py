@@ -670,6 +670,36 @@ def test_filter_after_a_stray_401(r, tmp):
         no_violations(r, fake)
 
 
+def test_filter_kept_and_remade(r, tmp):
+    """The filter is made once and kept with its JSON; a database whose
+    filter was made for another (an older build's) gets a new one."""
+    with mf.Fake() as fake:
+        env, db = setup(tmp, fake)
+        p = start(env)
+        room = joined_room(fake, r)
+        stop(r, p)
+        kept = db_query(db, "SELECT value FROM kv WHERE key = "
+                        "'matrix.filter'")[0][0]
+        flt, _, fid = kept.partition("\n")
+        r.check("m.room.member" in json.loads(flt)["room"]["timeline"]
+                ["types"], "the filter's JSON is kept", kept)
+
+        def restart(name, say, needle):
+            """A daemon that takes one message; the filters made so far."""
+            p = start(env, name)
+            fake.say(PAT, room, say)
+            wait_text(fake, room, needle)
+            stop(r, p)
+            return len([q for q in fake.log if q["endpoint"] == "filter"])
+        r.eq(restart("same filter", "/start", "Do you agree?"), 1,
+             "a restart reuses the filter")
+        db_exec(db, "UPDATE kv SET value = ? WHERE key = 'matrix.filter'",
+                (fid,))
+        r.eq(restart("older filter", "yes", "Which time zone"), 2,
+             "a filter stored without its JSON is made anew")
+        no_violations(r, fake)
+
+
 def test_token_expiry_and_relogin(r, tmp):
     with mf.Fake() as fake:
         env, db = setup(tmp, fake)
@@ -857,6 +887,44 @@ def test_invites_encryption_forbidden(r, tmp):
         no_violations(r, fake)
 
 
+def test_patient_leaves_room(r, tmp):
+    """A patient who leaves their room (the /sync summary's member count
+    falls to the bot alone) is marked unreachable: the reminders that come
+    due are withheld and recorded, not posted to a room nobody reads. Back
+    in the room, their next message brings them back."""
+    with mf.Fake() as fake:
+        env, db = setup(tmp, fake, STRIGIL_TEST_CLOCK="true")
+        p = start(env)
+        room = joined_room(fake, r)
+        onboard(r, fake, room)
+        skin = wait_text(fake, room, "Is the skin over the area intact?")[-1]
+        pick(fake, room, poll_after(fake, room, skin), "Yes")
+        wait_text(fake, room, "Anything your clinic should know?")
+        fake.say(PAT, room, "all fine")
+        wait_text(fake, room, "noted that")
+        drained(db)
+        fake.leave(PAT, room)
+        db_wait(db, "SELECT unreachable FROM patients", lambda v: v == 1,
+                "the patient marked unreachable")
+        r.eq(db_query(db, "SELECT data FROM events WHERE kind = "
+                      "'unreachable'"), [('{"reason":"left"}',)],
+             "recorded in the audit trail")
+        vwait(p, 4 * DAY)
+        drained(db)
+        r.eq(sum(1 for t in fake.bot_texts(room) if "Time for session" in t),
+             0, "no reminder posted to the empty room")
+        r.check(db_query(db, "SELECT count(*) FROM events WHERE kind = "
+                         "'reminder_withheld'")[0][0] >= 1,
+                "the withheld reminder is recorded")
+        fake.rejoin(PAT, room)
+        fake.say(PAT, room, "hello")
+        wait_text(fake, room, "Welcome back!")
+        r.eq(db_query(db, "SELECT unreachable FROM patients"), [(0,)],
+             "reachable again")
+        stop(r, p)
+        no_violations(r, fake)
+
+
 def test_encrypted_room_crash(r, tmp):
     """Killed between createRoom and the end of the encrypted-room answer:
     the restart carries on with the room made, never a second one."""
@@ -999,6 +1067,7 @@ if __name__ == "__main__":
         test_429_waits_for_one_room_only,
         test_sync_after_a_stray_401,
         test_filter_after_a_stray_401,
+        test_filter_kept_and_remade,
         test_token_expiry_and_relogin,
         test_configured_token,
         test_short_lived_tokens,
@@ -1006,6 +1075,7 @@ if __name__ == "__main__":
         test_bad_start_time_refused,
         test_limited_gap_loses_nothing,
         test_invites_encryption_forbidden,
+        test_patient_leaves_room,
         test_encrypted_room_crash,
         test_sigkill_restarts,
     ]))

@@ -21,7 +21,8 @@ homeserver:
 - GET /sync with real since/next_batch semantics ("s<stream position>"),
   long polling up to `timeout` ms, `limited` timelines with prev_batch when
   more happened than the filter's limit, invites with invite_state, leaves,
-  and m.direct account data;
+  a joined room's summary (m.joined_member_count, whenever it changed), and
+  m.direct account data;
 - GET /rooms/{roomId}/messages (dir f or b, from, to, limit);
 - POST /createRoom, /rooms/{roomId}/join, /join/{roomIdOrAlias},
   /rooms/{roomId}/leave, /rooms/{roomId}/invite;
@@ -255,6 +256,21 @@ class Fake:
     def add_member(self, room, user):
         """`user` joins a room (another clinician in the clinicians'
         room, say)."""
+        with self.cond:
+            self._event(room, user, "m.room.member", {"membership": "join"},
+                        user)
+
+    def leave(self, user, room):
+        """`user` leaves the room (a patient closing the chat)."""
+        with self.cond:
+            if self.rooms[room]["members"].get(user) != "join":
+                raise AssertionError("%s is not in %s" % (user, room))
+            self._event(room, user, "m.room.member", {"membership": "leave"},
+                        user)
+
+    def rejoin(self, user, room):
+        """`user` joins again a room they left (a public or knock room;
+        the fake does not check join rules)."""
         with self.cond:
             self._event(room, user, "m.room.member", {"membership": "join"},
                         user)
@@ -580,6 +596,17 @@ class Fake:
         return ms
 
     @staticmethod
+    def _joined(room, upto):
+        """How many members `room` had joined at stream position `upto`."""
+        ms = {}
+        for e in room["events"]:
+            if e["_pos"] > upto:
+                break
+            if e["type"] == "m.room.member":
+                ms[e["state_key"]] = e["content"]["membership"]
+        return sum(1 for v in ms.values() if v == "join")
+
+    @staticmethod
     def _clean(e):
         return {k: v for k, v in e.items() if not k.startswith("_")}
 
@@ -614,6 +641,11 @@ class Fake:
                         self._clean(e) for (t, k), e in r["state"].items()
                         if t in ("m.room.encryption", "m.room.member") and
                         e["_pos"] <= upto and e not in shown]}
+                # The spec: m.joined_member_count may be left out only
+                # when it did not change since the last sync.
+                n = self._joined(r, upto)
+                if joined_now or n != self._joined(r, lo):
+                    room["summary"] = {"m.joined_member_count": n}
                 out["rooms"]["join"][rid] = room
             elif ms == "invite" and (was != "invite"):
                 st = [self._clean(e) for (t, k), e in r["state"].items()

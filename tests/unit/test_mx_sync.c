@@ -132,6 +132,36 @@ test_bad(void)
 	mx_sync_clear(&s);
 }
 
+/* A joined room's member count comes from its summary, when it is sent
+ * and is a count. */
+static void
+test_summary(void)
+{
+	struct mx_sync	s;
+
+	CHECK(parse("{\"next_batch\":\"x\",\"rooms\":{\"join\":{"
+	    "\"!a:x\":{\"summary\":{\"m.joined_member_count\":1},"
+	    "\"timeline\":{\"events\":[{\"event_id\":\"$1\",\"sender\":"
+	    "\"@p:x\",\"type\":\"m.room.member\",\"state_key\":\"@p:x\","
+	    "\"content\":{\"membership\":\"leave\"}}]}},"
+	    "\"!b:x\":{\"summary\":{\"m.heroes\":[\"@p:x\"]}},"
+	    "\"!c:x\":{\"summary\":{\"m.joined_member_count\":\"2\"}},"
+	    "\"!d:x\":{\"summary\":{\"m.joined_member_count\":-3}},"
+	    "\"!e:x\":{\"summary\":{\"m.joined_member_count\":3}}}}}",
+	    &s) == 0);
+	CHECK_INT(s.nrooms, 5);
+	if (s.nrooms == 5) {
+		CHECK_INT(s.rooms[0].joined, 1);
+		CHECK_INT(s.rooms[0].nevents, 1);
+		CHECK_INT(s.rooms[0].events[0].kind, MX_EV_OTHER);
+		CHECK_INT(s.rooms[1].joined, -1);	/* unchanged */
+		CHECK_INT(s.rooms[2].joined, -1);	/* not a number */
+		CHECK_INT(s.rooms[3].joined, -1);
+		CHECK_INT(s.rooms[4].joined, 3);
+	}
+	mx_sync_clear(&s);
+}
+
 /* Every prefix of a good answer parses or fails cleanly (ASan watches). */
 static void
 test_prefixes(void)
@@ -202,6 +232,7 @@ main(void)
 {
 	TEST(test_sync);
 	TEST(test_bad);
+	TEST(test_summary);
 	TEST(test_prefixes);
 	TEST(test_page);
 	TEST(test_error);
