@@ -117,6 +117,9 @@ static const char *store_sql_text[SQL_COUNT] = {
 	    " attempts = attempts + 1 WHERE id = ?1",
 	[SQL_OUTBOX_UPTO] = "UPDATE outbox SET sent_upto = ?2 WHERE id = ?1",
 	[SQL_OUTBOX_DEPTH] = "SELECT count(*) FROM outbox WHERE sent_at = 0",
+	[SQL_OUTBOX_WAITS] = "SELECT chat, max(not_before) FROM outbox"
+	    " WHERE adapter = ?1 AND sent_at = 0 AND not_before > ?2"
+	    " GROUP BY chat",
 	[SQL_JOB_INSERT] = "INSERT INTO jobs (patient_id, enrolment_id, kind,"
 	    " arg, due_at) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[SQL_JOB_NEXT_DUE] = "SELECT due_at FROM jobs WHERE status = 'pending'"

@@ -228,6 +228,14 @@ int	store_outbox_retry(struct store *s, int64_t id, int64_t not_before);
  * delivered; the row stays queued for the rest. */
 int	store_outbox_upto(struct store *s, int64_t id, int64_t upto);
 int	store_outbox_depth(struct store *s, int64_t *n);
+/* Each chat of `adapter` with an undelivered row put off past `now`
+ * (seconds), with the latest such time: fn(ud, chat, not_before). A
+ * restarted adapter keeps such a chat waiting (a 429's retry_after, a
+ * backoff), so its newer rows neither hit the service early nor overtake
+ * the one put off. 0 or -1. */
+int	store_outbox_waits(struct store *s, const char *adapter, int64_t now,
+	    void (*fn)(void *ud, const char *chat, int64_t not_before),
+	    void *ud);
 void	store_out_clear(struct store_out *o);
 
 /* Jobs. _next_due gives the earliest pending due time or STORE_NOTFOUND;

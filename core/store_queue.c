@@ -160,6 +160,24 @@ store_outbox_retry(struct store *s, int64_t id, int64_t not_before)
 }
 
 int
+store_outbox_waits(struct store *s, const char *adapter, int64_t now,
+    void (*fn)(void *, const char *, int64_t), void *ud)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_OUTBOX_WAITS);
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	store_bind_text(st, 1, adapter);
+	sqlite3_bind_int64(st, 2, now);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(ud, (const char *)sqlite3_column_text(st, 0),
+		    sqlite3_column_int64(st, 1));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : store_fail(s, "outbox_waits");
+}
+
+int
 store_outbox_upto(struct store *s, int64_t id, int64_t upto)
 {
 	sqlite3_stmt	*st = store_stmt(s, SQL_OUTBOX_UPTO);

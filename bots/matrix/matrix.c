@@ -359,8 +359,15 @@ mx_new(struct matrix **out, uv_loop_t *loop, struct engine *e,
 		mx_free(m);
 		return -1;
 	}
+	if (mx_send_restore(m) != 0) {
+		*cause = xstrdup("matrix: cannot read the outbox");
+		mx_send_free(m);
+		mx_free(m);
+		return -1;
+	}
 	if (mx_txn_prefix(m, cause) != 0 || mx_started(m, cause) != 0 ||
 	    fetch_new(&m->f, loop, cause) != 0) {
+		mx_send_free(m);
 		mx_free(m);
 		return -1;
 	}

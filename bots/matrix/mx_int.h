@@ -214,6 +214,8 @@ int	 mx_clinic_message(struct matrix *, const char *event_id,
 
 /* mx_send.c */
 void	 mx_send_free(struct matrix *);
+/* The rooms' waits from the outbox, at the start. 0 or -1. */
+int	 mx_send_restore(struct matrix *);
 int	 mx_answer_text(struct matrix *, const char *room, const char *id,
 	    char **text);
 char	*mx_html_escape(const char *s);

@@ -341,6 +341,27 @@ mx_send_part(struct matrix *m)
 	cJSON_free(content);
 }
 
+/* A room put off before a restart (a 429, a backoff: store_outbox_waits)
+ * waits on, so its newer rows neither go early nor overtake that one. */
+static void
+mx_wait_restore(void *ud, const char *chat, int64_t not_before)
+{
+	struct matrix	*m = ud;
+	const char	*room = chat;
+
+	if (strcmp(chat, MX_CLINICIAN) == 0)
+		room = m->clinician;
+	if (room != NULL)
+		mx_sroom_get(m, room)->until_ms = not_before * 1000;
+}
+
+int
+mx_send_restore(struct matrix *m)
+{
+	return store_outbox_waits(engine_store(m->e), MX_ADAPTER, clock_now(),
+	    mx_wait_restore, m);
+}
+
 /* Where a row goes: its room (caller frees), or NULL when nowhere. */
 static char *
 mx_destination(struct matrix *m, const struct store_out *row)

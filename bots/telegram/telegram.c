@@ -190,6 +190,11 @@ tg_new(struct telegram **out, uv_loop_t *loop, struct engine *e,
 		tg_close(t);
 		return -1;
 	}
+	if (tg_send_restore(t) != 0) {
+		*cause = xstrdup("telegram: cannot read the outbox");
+		tg_close(t);
+		return -1;
+	}
 	/* Retries and rate-limited rows come due with time (the outbox's
 	 * not_before is in whole seconds); a quarter second keeps the delay
 	 * small for the price of one indexed query. */

@@ -148,6 +148,8 @@ void	 tg_summary_tick(uv_timer_t *);
 
 /* tg_send.c */
 void	 tg_send_free(struct telegram *);
+/* The chats' waits from the outbox, at the start. 0 or -1. */
+int	 tg_send_restore(struct telegram *);
 struct cJSON *tg_keyboard(const char *meta);
 int	 tg_button_text(struct telegram *, int64_t chat, const char *data,
 	     char **text);

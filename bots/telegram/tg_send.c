@@ -434,30 +434,56 @@ send:
 	cJSON_free(body);
 }
 
+/* The chat id an outbox row's `chat` names: 0 with *id, or -1 (no
+ * clinician chat configured, or not a chat id). */
+static int
+tg_chat_id(struct telegram *t, const char *chat, int64_t *id)
+{
+	char	*end;
+
+	if (strcmp(chat, TG_CLINICIAN) == 0) {
+		*id = t->clinician;
+		return t->clinician != 0 ? 0 : -1;
+	}
+	errno = 0;
+	*id = strtoll(chat, &end, 10);
+	if (*end != '\0' || end == chat || *id == 0 || errno != 0)
+		return -1;
+	return 0;
+}
+
 /* Where a row goes: 0 with *chat, or -1 when it cannot go anywhere. */
 static int
 tg_destination(struct telegram *t, const struct store_out *row,
     int64_t *chat)
 {
-	char	*end;
-
-	if (strcmp(row->chat, TG_CLINICIAN) == 0) {
-		if (t->clinician == 0) {
-			log_warn("event=telegram_no_clinician_chat row=%"
-			    PRId64 " hint=\"set telegram.clinician_chat\"",
-			    row->id);
-			return -1;
-		}
-		*chat = t->clinician;
+	if (tg_chat_id(t, row->chat, chat) == 0)
 		return 0;
-	}
-	errno = 0;
-	*chat = strtoll(row->chat, &end, 10);
-	if (*end != '\0' || end == row->chat || *chat == 0 || errno != 0) {
+	if (strcmp(row->chat, TG_CLINICIAN) == 0)
+		log_warn("event=telegram_no_clinician_chat row=%" PRId64
+		    " hint=\"set telegram.clinician_chat\"", row->id);
+	else
 		log_warn("event=telegram_bad_chat row=%" PRId64, row->id);
-		return -1;
-	}
-	return 0;
+	return -1;
+}
+
+/* A chat put off before a restart (a 429, a backoff: store_outbox_waits)
+ * waits on, so its newer rows neither go early nor overtake that one. */
+static void
+tg_wait_restore(void *ud, const char *chat, int64_t not_before)
+{
+	struct telegram	*t = ud;
+	int64_t		 id;
+
+	if (tg_chat_id(t, chat, &id) == 0)
+		tg_chat_get(t, id)->until_ms = not_before * 1000;
+}
+
+int
+tg_send_restore(struct telegram *t)
+{
+	return store_outbox_waits(engine_store(t->e), TG_ADAPTER, clock_now(),
+	    tg_wait_restore, t);
 }
 
 /* Takes the next row that may go now and starts it; 0 if one started, 1

@@ -630,6 +630,32 @@ def test_429_waits_for_one_room_only(r, tmp):
         no_violations(r, fake)
 
 
+def test_429_kept_across_restart(r, tmp):
+    """A room under a 429 when the daemon stops still waits after the
+    start: a reply queued meanwhile does not overtake the one put off."""
+    with mf.Fake() as fake:
+        env, db = setup(tmp, fake)
+        p = start(env)
+        room = joined_room(fake, r)
+        fake.fault("429", endpoint="send", room=room, retry_after_ms=3000)
+        fake.say(PAT, room, "/start")
+        fake.wait_for(lambda: any(q["status"] == 429 for q in
+                                  fake.requests("send")), DEADLINE,
+                      "the 429")
+        stop(r, p)
+        fake.say(PAT, room, "/help")
+        p = start(env, "second")
+        wait_text(fake, room, "Here is what I understand")
+        stop(r, p)
+        t = fake.bot_texts(room)
+        first = [i for i, x in enumerate(t) if "Do you agree?" in x]
+        then = [i for i, x in enumerate(t) if "Here is what I understand"
+                in x]
+        r.check(len(first) == 1 and len(then) == 1 and first[0] < then[0],
+                "the message put off goes first", t)
+        no_violations(r, fake)
+
+
 def test_sync_after_a_stray_401(r, tmp):
     """A 401 that is no token error (a proxy's) on /sync: the bot backs
     off and syncs on, it does not stop receiving."""
@@ -1065,6 +1091,7 @@ if __name__ == "__main__":
         test_erasure_goodbye_arrives,
         test_retries_never_post_twice,
         test_429_waits_for_one_room_only,
+        test_429_kept_across_restart,
         test_sync_after_a_stray_401,
         test_filter_after_a_stray_401,
         test_filter_kept_and_remade,

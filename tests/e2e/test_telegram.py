@@ -245,18 +245,25 @@ def test_restart_loses_and_repeats_nothing(r, tmp):
         r.eq(integrity(db), "ok", "integrity_check")
 
 
+def help_meets(r, fake, env, db, kind, **fault):
+    """A daemon with the screening asked, whose reply to /help has just
+    met the fault `kind` at the fake's sendMessage."""
+    p = start(env, "first")
+    screening_asked(r, fake, db)
+    n = len(fake.requests("sendMessage"))
+    fake.fault(kind, method="sendMessage", **fault)
+    fake.message(USER, "/help")
+    fake.wait_requests("sendMessage", n + 1, DEADLINE)
+    return p
+
+
 def test_term_mid_send(r, tmp):
     """SIGTERM while a sendMessage is in flight waits for its answer: the
     row is marked sent, and the next start does not send it again."""
     help_text = "Here is what I understand"
     with tf.Fake(token=TOKEN) as fake:
         env, db = setup(tmp, fake)
-        p = start(env, "first")
-        screening_asked(r, fake, db)
-        n = len(fake.requests("sendMessage"))
-        fake.fault("slow", method="sendMessage", delay=1.5)
-        fake.message(USER, "/help")
-        fake.wait_requests("sendMessage", n + 1, DEADLINE)
+        p = help_meets(r, fake, env, db, "slow", delay=1.5)
         p.signal(signal.SIGTERM)
         p.expect_err(r"event=telegram_draining")
         r.eq(p.finish(), 0, "SIGTERM exits 0")
@@ -271,6 +278,31 @@ def test_term_mid_send(r, tmp):
         stop(r, p2)
         r.eq(sum(1 for t in texts(fake) if help_text in t), 2,
              "each /help answered once: nothing sent again after the stop")
+        no_violations(r, fake)
+
+
+def test_429_kept_across_restart(r, tmp):
+    """A chat under a 429's retry_after when the daemon stops still waits
+    after the start: a reply queued meanwhile neither reaches Telegram
+    before the retry_after runs out nor overtakes the one put off."""
+    with tf.Fake(token=TOKEN) as fake:
+        env, db = setup(tmp, fake)
+        p = help_meets(r, fake, env, db, "429", retry_after=4)
+        db_wait(db, "SELECT count(*) FROM outbox WHERE sent_at = 0 AND "
+                "not_before > created_at", lambda v: v == 1,
+                "the reply put off")
+        stop(r, p)
+        fake.message(USER, "/progress")
+        p2 = start(env, "second")
+        wait_text(fake, "Day 1 of")
+        drained(fake, db)
+        stop(r, p2)
+        t = texts(fake)
+        first = [i for i, x in enumerate(t) if "Here is what I understand"
+                 in x]
+        then = [i for i, x in enumerate(t) if "Day 1 of" in x]
+        r.check(len(first) == 1 and len(then) == 1 and first[0] < then[0],
+                "the reply put off goes first", t[-3:])
         no_violations(r, fake)
 
 
@@ -539,6 +571,7 @@ if __name__ == "__main__":
         test_429_and_500,
         test_restart_loses_and_repeats_nothing,
         test_term_mid_send,
+        test_429_kept_across_restart,
         test_escalation_and_blocked,
         test_conflict_and_migration,
         test_offset_kept,

@@ -532,6 +532,52 @@ test_outbox_upto(void)
 	db_unlink(path);
 }
 
+struct waits {
+	int	 n;
+	char	 chat[4][8];
+	int64_t	 until[4];
+};
+
+static void
+waits_add(void *ud, const char *chat, int64_t not_before)
+{
+	struct waits	*w = ud;
+
+	if (w->n < 4) {
+		snprintf(w->chat[w->n], sizeof w->chat[0], "%s", chat);
+		w->until[w->n++] = not_before;
+	}
+}
+
+/* The chats still put off at a start: each pending row past `now`, the
+ * latest time per chat; sent rows, other adapters and past times not. */
+static void
+test_outbox_waits(void)
+{
+	struct store	*s = open_mem();
+	struct waits	 w = { 0 };
+	int64_t		 a, b, c, d, e;
+
+	CHECK_INT(store_outbox_insert(s, 1, "tg", "c1", "a", NULL, 100, &a), 0);
+	CHECK_INT(store_outbox_insert(s, 1, "tg", "c1", "b", NULL, 100, &b), 0);
+	CHECK_INT(store_outbox_insert(s, 2, "tg", "c2", "c", NULL, 100, &c), 0);
+	CHECK_INT(store_outbox_insert(s, 3, "mx", "c3", "d", NULL, 100, &d), 0);
+	CHECK_INT(store_outbox_insert(s, 4, "tg", "c4", "e", NULL, 100, &e), 0);
+	CHECK_INT(store_outbox_retry(s, a, 160), 0);
+	CHECK_INT(store_outbox_retry(s, b, 170), 0);
+	CHECK_INT(store_outbox_retry(s, c, 130), 0);	/* over by 150 */
+	CHECK_INT(store_outbox_retry(s, d, 200), 0);	/* another adapter */
+	CHECK_INT(store_outbox_retry(s, e, 300), 0);
+	CHECK_INT(store_outbox_sent(s, e, 120), 0);	/* gone */
+	CHECK_INT(store_outbox_waits(s, "tg", 150, waits_add, &w), 0);
+	CHECK_INT(w.n, 1);
+	if (w.n == 1) {
+		CHECK_STR(w.chat[0], "c1");
+		CHECK_INT(w.until[0], 170);
+	}
+	store_close(s);
+}
+
 /* The questionnaire in progress: its answers are the patient's after
  * ask_from, and ask_i counts them while one is open. */
 static void
@@ -896,6 +942,7 @@ main(void)
 	TEST(test_inbox_dedupe_unchanged);
 	TEST(test_outbox);
 	TEST(test_outbox_upto);
+	TEST(test_outbox_waits);
 	TEST(test_jobs);
 	TEST(test_jobs_pending_earliest);
 	TEST(test_jobs_plan);
