@@ -35,15 +35,17 @@
 #define MX_GAP_PAGES		50	/* then the gap is given up, logged */
 
 /* What the filter asks for: only what mx_sync.c reads. Membership events
- * are in the timeline so that a room where only the patient left still
- * comes with its summary (the member count). */
+ * are in the timeline, and members lazy-loaded, so that a room where only
+ * the patient left still comes, with its summary (the member count):
+ * Synapse sends a summary only to a client that lazy-loads members. */
 #define MX_FILTER \
 	"{\"presence\":{\"types\":[]}," \
 	"\"account_data\":{\"types\":[]}," \
 	"\"room\":{\"timeline\":{\"limit\":50,\"types\":" \
 	"[\"m.room.message\",\"m.room.encryption\",\"m.room.member\"," \
 	"\"org.matrix.msc3381.poll.response\",\"m.poll.response\"]}," \
-	"\"state\":{\"types\":[\"m.room.encryption\",\"m.room.member\"]}," \
+	"\"state\":{\"types\":[\"m.room.encryption\",\"m.room.member\"]," \
+	"\"lazy_load_members\":true}," \
 	"\"ephemeral\":{\"types\":[]},\"account_data\":{\"types\":[]}}}"
 
 /* One message for the engine (or, from the clinician room, a command). */

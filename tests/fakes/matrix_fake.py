@@ -21,7 +21,8 @@ homeserver:
 - GET /sync with real since/next_batch semantics ("s<stream position>"),
   long polling up to `timeout` ms, `limited` timelines with prev_batch when
   more happened than the filter's limit, invites with invite_state, leaves,
-  a joined room's summary (m.joined_member_count, whenever it changed), and
+  a joined room's summary (m.joined_member_count, whenever it changed, to a
+  filter with lazy_load_members as Synapse does), and
   m.direct account data;
 - GET /rooms/{roomId}/messages (dir f or b, from, to, limit);
 - POST /createRoom, /rooms/{roomId}/join, /join/{roomIdOrAlias},
@@ -616,6 +617,8 @@ class Fake:
         if self.max_timeline is not None:
             limit = min(limit, self.max_timeline)
         types = tl.get("types")
+        lazy = (((flt or {}).get("room") or {}).get("state") or {}).get(
+            "lazy_load_members") is True
         lo = since or 0
         out = {"next_batch": "s%d" % upto,
                "rooms": {"join": {}, "invite": {}, "leave": {}}}
@@ -642,9 +645,10 @@ class Fake:
                         if t in ("m.room.encryption", "m.room.member") and
                         e["_pos"] <= upto and e not in shown]}
                 # The spec: m.joined_member_count may be left out only
-                # when it did not change since the last sync.
+                # when it did not change since the last sync. Synapse
+                # sends a summary only to a client that lazy-loads members.
                 n = self._joined(r, upto)
-                if joined_now or n != self._joined(r, lo):
+                if lazy and (joined_now or n != self._joined(r, lo)):
                     room["summary"] = {"m.joined_member_count": n}
                 out["rooms"]["join"][rid] = room
             elif ms == "invite" and (was != "invite"):
