@@ -560,44 +560,52 @@ mx_deliver_vote(struct matrix *m, const struct mx_item *it,
  * and what the bot says there reaches no one. They are marked unreachable,
  * as a Telegram patient who blocked the bot is, so reminders are withheld
  * and recorded; if they join again and write, they are welcomed back.
- * -1 when the database failed (the batch comes again).
  */
+static int
+mx_left(const struct matrix *m, const struct mx_room *r)
+{
+	return r->membership == MX_JOIN && r->joined == 1 &&
+	    (m->clinician == NULL || strcmp(r->id, m->clinician) != 0);
+}
+
+/* Marks the patients who left; after the batch's messages, since one
+ * written before leaving would otherwise make them reachable again. 0, or
+ * -1 when the database failed. */
 static int
 mx_departures(struct matrix *m)
 {
 	struct mx_sync	*s = &m->batch.sync;
-	struct mx_room	*r;
 	int		 i;
 
-	for (i = 0; i < s->nrooms; i++) {
-		r = &s->rooms[i];
-		if (r->membership != MX_JOIN || r->joined != 1 ||
-		    (m->clinician != NULL && strcmp(r->id, m->clinician) == 0))
-			continue;
-		if (engine_unreachable(m->e, MX_ADAPTER, r->id, "left",
-		    clock_now()) < 0)
+	for (i = 0; i < s->nrooms; i++)
+		if (mx_left(m, &s->rooms[i]) &&
+		    engine_unreachable(m->e, MX_ADAPTER, s->rooms[i].id,
+		    "left", clock_now()) < 0)
 			return -1;
-	}
 	return 0;
 }
 
 /* Hands the batch to the engine. -1 when the database failed: nothing
- * after the failure was stored and the token stays where it was. */
+ * after the failure was stored and the token stays where it was (what was
+ * stored is not handled twice: the inbox knows each event id, and a
+ * patient marked unreachable is marked once). */
 static int
 mx_deliver(struct matrix *m)
 {
 	struct engine_cursor	 cur;
 	const struct engine_cursor *last;
 	struct mx_item		*v;
-	int			 n, i, rc = 0;
+	int			 n, i, rc = 0, left = 0;
 
-	if (mx_departures(m) != 0)
-		return -1;
 	cur.key = MX_KV_SINCE;
 	cur.value = m->batch.sync.next_batch;
+	for (i = 0; i < m->batch.sync.nrooms; i++)
+		left |= mx_left(m, &m->batch.sync.rooms[i]);
 	n = mx_items(m, &v);
 	for (i = 0; i < n && rc >= 0; i++) {
-		last = i == n - 1 ? &cur : NULL;
+		/* The token goes with the last message, or after the
+		 * departures when there are any. */
+		last = i == n - 1 && !left ? &cur : NULL;
 		if (v[i].clinician)
 			rc = mx_clinic_message(m, v[i].event_id, v[i].text,
 			    last);
@@ -607,7 +615,9 @@ mx_deliver(struct matrix *m)
 			rc = engine_inbound_at(m->e, MX_ADAPTER, v[i].room,
 			    v[i].event_id, v[i].text, last, clock_now());
 	}
-	if (n == 0)
+	if (rc >= 0 && left)
+		rc = mx_departures(m);
+	if (rc >= 0 && (n == 0 || left))
 		rc = engine_cursor(m->e, &cur, clock_now());
 	mx_items_free(v, n);
 	if (n > 0)

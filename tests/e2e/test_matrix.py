@@ -929,7 +929,14 @@ def test_patient_leaves_room(r, tmp):
         fake.say(PAT, room, "all fine")
         wait_text(fake, room, "noted that")
         drained(db)
+        # A message and the leave in one batch: the message does not
+        # make them reachable again.
+        fake.hold_sync(True)
+        fake.say(PAT, room, "/progress")
         fake.leave(PAT, room)
+        fake.hold_sync(False)
+        db_wait(db, "SELECT count(*) FROM inbox WHERE body = '/progress'",
+                lambda v: v == 1, "the message before the leave")
         db_wait(db, "SELECT unreachable FROM patients", lambda v: v == 1,
                 "the patient marked unreachable")
         r.eq(db_query(db, "SELECT data FROM events WHERE kind = "
