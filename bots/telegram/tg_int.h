@@ -45,6 +45,18 @@ struct tg_out {
 	int64_t		 edit;		/* an edit of this message_id, or 0 */
 };
 
+/*
+ * What Telegram took but the store has not recorded yet (the database
+ * refused the write). Until it is recorded no row is taken: the row would
+ * come back as unsent and go to the patient a second time.
+ */
+struct tg_owed {
+	int64_t		 id;		/* the row, 0 when nothing is owed */
+	int64_t		 upto;		/* its parts delivered up to here, or 0
+					 * when the whole row is sent */
+	int		 failed;	/* a record failed (logged once) */
+};
+
 /* kv keys (store_kv_*) of the adapter's state. */
 #define TG_KV_OFFSET		"telegram.offset"	/* next getUpdates offset */
 #define TG_KV_SUMMARY_DAY	"telegram.summary_day"	/* "YYYY-MM-DD" sent */
@@ -99,6 +111,7 @@ struct telegram {
 	/* Sending. */
 	uv_timer_t	 send_timer;	/* retries and rate limits */
 	struct tg_out	 out;
+	struct tg_owed	 owed;
 	struct tg_chat	*chats;
 	double		 gtokens;	/* the global bucket */
 	int64_t		 glast_ms;

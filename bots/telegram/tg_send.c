@@ -7,7 +7,8 @@
  * on; every later row of that chat is put off to the same second, so a
  * chat's messages keep their order. A row is marked sent only after
  * Telegram answered 200 (or, for a blocked bot, once the patient is marked
- * unreachable: retrying could never succeed).
+ * unreachable: retrying could never succeed); should the database refuse
+ * that record, nothing more is sent until it takes it (tg_settle()).
  *
  * Buttons carry "a:<questionnaire>:<index>:<value>" (an answer to the
  * question asked at that index) or "c:<command>" (a reminder's command).
@@ -257,11 +258,48 @@ tg_defer(struct telegram *t, struct tg_chat *c, int64_t id, int64_t until)
 	return store_outbox_retry(engine_store(t->e), id, c->until_ms / 1000);
 }
 
-static void
-tg_mark_sent(struct telegram *t, int64_t id)
+/*
+ * Records what Telegram took (t->owed): 0, or -1 while the store refuses.
+ * Telegram has no idempotency key, so a row it took must never be taken
+ * again: tg_flush() starts nothing until this succeeds.
+ */
+static int
+tg_settle(struct telegram *t)
 {
-	if (store_outbox_sent(engine_store(t->e), id, clock_now()) == 0)
+	struct tg_owed	*w = &t->owed;
+	struct store	*s = engine_store(t->e);
+	int		 rc;
+
+	if (w->id == 0)
+		return 0;
+	if (w->upto != 0)
+		rc = store_outbox_upto(s, w->id, w->upto);
+	else
+		rc = store_outbox_sent(s, w->id, clock_now());
+	if (rc != 0) {
+		if (!w->failed)
+			log_error("event=telegram_record_failed row=%" PRId64
+			    " hint=%s", w->id, log_q("sending waits until "
+			    "the database takes the record"));
+		w->failed = 1;
+		return -1;
+	}
+	if (w->failed)
+		log_info("event=telegram_recorded row=%" PRId64, w->id);
+	if (w->upto == 0)
 		metrics_adapter_count(TG_ADAPTER, METRICS_SENT, 1);
+	memset(w, 0, sizeof *w);
+	return 0;
+}
+
+/* Telegram took row `id` (up to `upto` of its body, 0 for all of it). */
+static void
+tg_took(struct telegram *t, int64_t id, int64_t upto)
+{
+	t->owed.id = id;
+	t->owed.upto = upto;
+	t->owed.failed = 0;
+	tg_settle(t);
 }
 
 /* Out of the queue, but recorded as not delivered. 0 or -1 as
@@ -536,7 +574,7 @@ tg_flush(struct telegram *t)
 	if (t->closing || t->flushing)
 		return;
 	tg_summary_poll(t);
-	if (t->out.active)
+	if (t->out.active || tg_settle(t) != 0)
 		return;
 	t->flushing = 1;
 	do {
@@ -602,7 +640,7 @@ tg_send_failed(struct telegram *t, struct tg_chat *c,
 		 * (a repeat). Another 400 (the message was deleted, is too
 		 * old to edit) will not change with retrying. */
 		if (strstr(err.description, "message is not modified") != NULL)
-			tg_mark_sent(t, o->row.id);
+			tg_took(t, o->row.id, 0);
 		else
 			tg_mark_dropped(t, o->row.id, "edit_refused");
 		return;
@@ -670,12 +708,11 @@ tg_send_done(void *ud, const struct fetch_result *r)
 			/* The next part waits for the chat's bucket like
 			 * any message; the row keeps its place, and the
 			 * store where it goes on, for a restart. */
-			store_outbox_upto(engine_store(t->e), o->row.id,
-			    (int64_t)end);
+			tg_took(t, o->row.id, (int64_t)end);
 			tg_defer(t, c, o->row.id, clock_now_ms() +
 			    (int64_t)(1000 / t->rate_chat));
 		} else
-			tg_mark_sent(t, o->row.id);
+			tg_took(t, o->row.id, 0);
 	} else
 		tg_send_failed(t, c, r);
 	store_out_clear(&o->row);
@@ -697,6 +734,10 @@ tg_send_free(struct telegram *t)
 		store_out_clear(&t->out.row);
 		t->out.active = 0;
 	}
+	if (tg_settle(t) != 0)
+		log_warn("event=telegram_unrecorded row=%" PRId64 " hint=%s",
+		    t->owed.id, log_q("the message goes again at the next "
+		    "start"));
 	free(t->out.neutral);
 	t->out.neutral = NULL;
 	while ((c = t->chats) != NULL) {

@@ -281,6 +281,46 @@ def test_term_mid_send(r, tmp):
         no_violations(r, fake)
 
 
+def test_sent_but_not_recorded(r, tmp):
+    """Telegram took a message but the database refused to record it (held
+    by another writer past busy_timeout): the message is not sent again
+    while the record waits, sending holds until it is recorded, and then
+    goes on."""
+    import sqlite3
+    help_text = "Here is what I understand"
+
+    def helps():
+        return sum(1 for t in texts(fake) if help_text in t)
+
+    with tf.Fake(token=TOKEN) as fake:
+        env, db = setup(tmp, fake)
+        p = help_meets(r, fake, env, db, "slow", delay=1.0)
+        side = sqlite3.connect(db, isolation_level=None)
+        side.execute("BEGIN EXCLUSIVE")
+        try:
+            # The record fails after busy_timeout (5 s); the old code then
+            # took the row again at once and sent it a second time.
+            end = time.monotonic() + DEADLINE
+            while ("event=telegram_record_failed" not in p.stderr_text()
+                   and helps() < 2 and time.monotonic() < end):
+                time.sleep(0.05)
+            r.check("event=telegram_record_failed" in p.stderr_text(),
+                    "the failed record is logged")
+            fake.message(USER, "/progress")
+            r.eq(helps(), 1, "not sent again while the record waits")
+        finally:
+            side.execute("ROLLBACK")
+            side.close()
+        p.expect_err(r"event=telegram_recorded row=")
+        wait_text(fake, "Day 1 of")
+        drained(fake, db)
+        stop(r, p)
+        r.eq(helps(), 1, "the reply went once")
+        r.eq(db_query(db, "SELECT count(*) FROM outbox WHERE sent_at = 0"),
+             [(0,)], "every row recorded as sent")
+        no_violations(r, fake)
+
+
 def test_429_kept_across_restart(r, tmp):
     """A chat under a 429's retry_after when the daemon stops still waits
     after the start: a reply queued meanwhile neither reaches Telegram
@@ -571,6 +611,7 @@ if __name__ == "__main__":
         test_429_and_500,
         test_restart_loses_and_repeats_nothing,
         test_term_mid_send,
+        test_sent_but_not_recorded,
         test_429_kept_across_restart,
         test_escalation_and_blocked,
         test_conflict_and_migration,
