@@ -223,5 +223,11 @@ char	*mx_html_escape(const char *s);
  * follows a question with choices (or NULL). Caller frees (cJSON_free). */
 char	*mx_notice(const struct store_out *row);
 char	*mx_poll(const struct store_out *row);
+/* A poll end row's content, or NULL for any other row. Caller frees
+ * (cJSON_free). */
+char	*mx_poll_end(const struct store_out *row);
+/* Queues the end of a poll a vote answered. 0 or -1. */
+int	 mx_queue_poll_end(struct matrix *, const char *room,
+	    const char *poll, const char *answer);
 
 #endif

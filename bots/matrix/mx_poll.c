@@ -55,6 +55,7 @@ struct mx_item {
 	char		*text;		/* owned */
 	int		 clinician;	/* from matrix.clinician_room */
 	int		 vote;		/* a poll answer: text is its answer id */
+	const char	*poll;		/* ...and this the poll's event id */
 };
 
 static void	mx_sync_done(struct matrix *, void *,
@@ -523,6 +524,7 @@ mx_items(struct matrix *m, struct mx_item **out)
 			v[n].event_id = ev->event_id;
 			v[n].clinician = clinician;
 			v[n].vote = ev->kind == MX_EV_POLL_RESPONSE;
+			v[n].poll = ev->relates;
 			v[n++].text = xstrdup(ev->text);
 		}
 	}
@@ -535,7 +537,8 @@ mx_items(struct matrix *m, struct mx_item **out)
  * still the one asked, judged now, after the batch's earlier messages: two
  * votes on one poll in a batch (the patient changed their mind while the
  * bot was away) must not make the second the next question's answer. A
- * stale one only moves the cursor, when it is the batch's last.
+ * stale one only moves the cursor, when it is the batch's last. A live one
+ * ends its poll.
  */
 static int
 mx_deliver_vote(struct matrix *m, const struct mx_item *it,
@@ -550,6 +553,10 @@ mx_deliver_vote(struct matrix *m, const struct mx_item *it,
 		return cur != NULL ? engine_cursor(m->e, cur, clock_now()) : 0;
 	rc = engine_inbound_at(m->e, MX_ADAPTER, it->room, it->event_id, text,
 	    cur, clock_now());
+	/* Only the first delivery ends the poll: a repeat (1) found it
+	 * done. */
+	if (rc == 0 && mx_queue_poll_end(m, it->room, it->poll, text) != 0)
+		log_info("event=matrix_poll_end_not_queued");
 	free(text);
 	return rc;
 }

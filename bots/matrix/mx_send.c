@@ -13,7 +13,9 @@
  * question with choices lists them numbered in the body (the typed reply
  * works in any client) and is followed by a poll
  * (org.matrix.msc3381.poll.start, txnId "...-poll") whose answer ids carry
- * "a:<questionnaire>:<index>:<value>" like Telegram's buttons.
+ * "a:<questionnaire>:<index>:<value>" like Telegram's buttons. A vote that
+ * answers its question ends the poll (org.matrix.msc3381.poll.end, a row of
+ * its own).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -259,6 +261,76 @@ mx_poll(const struct store_out *row)
 	return out;
 }
 
+/* ---- the end of a poll ---------------------------------------------- */
+
+#define MX_POLL_END	"org.matrix.msc3381.poll.end"
+
+/*
+ * Queues the end of the poll `poll` in `room`, answered with `answer`:
+ * clients show it closed, with the vote, as Telegram's question loses its
+ * keyboard. A row of its own (meta {"type":"poll_end","poll":...}), so it
+ * waits behind the room's rows and a 429 like a message; a crash before it
+ * is queued loses only this. 0 or -1.
+ */
+int
+mx_queue_poll_end(struct matrix *m, const char *room, const char *poll,
+    const char *answer)
+{
+	cJSON	*o = cJSON_CreateObject();
+	char	*meta, *text;
+	int	 rc;
+
+	cJSON_AddStringToObject(o, "type", "poll_end");
+	cJSON_AddStringToObject(o, "poll", poll);
+	meta = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	text = xasprintf("\xe2\x9c\x93 %s", answer);
+	rc = store_outbox_insert(engine_store(m->e), 0, MX_ADAPTER, room, text,
+	    meta, clock_now(), NULL);
+	free(text);
+	cJSON_free(meta);
+	return rc;
+}
+
+/* The poll a row ends (owned by *meta: cJSON_Delete it), or NULL when the
+ * row is no poll end. */
+static const char *
+mx_ended_poll(const struct store_out *row, cJSON **meta)
+{
+	const char	*type;
+
+	*meta = row->meta != NULL ? cJSON_Parse(row->meta) : NULL;
+	type = cJSON_GetStringValue(cJSON_GetObjectItem(*meta, "type"));
+	if (type == NULL || strcmp(type, "poll_end") != 0)
+		return NULL;
+	return cJSON_GetStringValue(cJSON_GetObjectItem(*meta, "poll"));
+}
+
+/* The poll end content of a row (MSC3381: a reference to the poll, and a
+ * text for clients without polls), or NULL when the row is no poll end.
+ * Caller frees (cJSON_free). */
+char *
+mx_poll_end(const struct store_out *row)
+{
+	cJSON		*meta, *o, *rel;
+	const char	*poll;
+	char		*out = NULL;
+
+	if ((poll = mx_ended_poll(row, &meta)) != NULL) {
+		o = cJSON_CreateObject();
+		rel = cJSON_AddObjectToObject(o, "m.relates_to");
+		cJSON_AddStringToObject(rel, "rel_type", "m.reference");
+		cJSON_AddStringToObject(rel, "event_id", poll);
+		cJSON_AddObjectToObject(o, MX_POLL_END);
+		cJSON_AddStringToObject(o, "org.matrix.msc1767.text",
+		    row->body);
+		out = cJSON_PrintUnformatted(o);
+		cJSON_Delete(o);
+	}
+	cJSON_Delete(meta);
+	return out;
+}
+
 /* ---- poll answers --------------------------------------------------- */
 
 /*
@@ -324,15 +396,23 @@ static void
 mx_send_part(struct matrix *m)
 {
 	struct mx_out	*o = &m->out;
+	const char	*type;
 	char		*content, *room, *path;
 
-	content = o->part == 0 ? mx_notice(&o->row) : mx_poll(&o->row);
+	if ((content = mx_poll_end(&o->row)) != NULL)
+		type = MX_POLL_END;
+	else if (o->part == 0) {
+		content = mx_notice(&o->row);
+		type = "m.room.message";
+	} else {
+		content = mx_poll(&o->row);
+		type = "org.matrix.msc3381.poll.start";
+	}
 	room = mx_escape(o->room);
 	path = xasprintf("/rooms/%s/send/%s/s%s-%" PRId64 "-%" PRId64 "-%08"
-	    PRIx32 "%s", room,
-	    o->part == 0 ? "m.room.message" : "org.matrix.msc3381.poll.start",
-	    m->txn_prefix, o->row.id, o->row.created_at,
-	    mx_digest(o->row.body), o->part == 0 ? "" : "-poll");
+	    PRIx32 "%s", room, type, m->txn_prefix, o->row.id,
+	    o->row.created_at, mx_digest(o->row.body),
+	    o->part == 0 ? "" : "-poll");
 	log_debug("event=matrix_send row=%" PRId64 " part=%d", o->row.id,
 	    o->part);
 	mx_call(m, "PUT", path, content, 0, mx_send_done, NULL);

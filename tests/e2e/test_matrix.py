@@ -239,7 +239,11 @@ def test_course_by_polls_and_typing(r, tmp):
         poll = poll_after(fake, room, sore)
         r.eq(len(answers(poll)), 11, "a 0-10 scale is a poll of 11")
         pick(fake, room, poll, "2")
-        wait_text(fake, room, "How much bruising")
+        end = fake.wait_for(lambda: fake.poll_ended(room, poll["event_id"]),
+                            DEADLINE, "the answered poll ended")
+        r.eq(end["content"]["org.matrix.msc1767.text"], "\u2713 2",
+             "the poll's end shows the answer to clients without polls")
+        bruise = wait_text(fake, room, "How much bruising")[-1]
         fake.say(PAT, room, "0")
         red = wait_text(fake, room, "Is the skin still red?")[-1]
         pick(fake, room, poll_after(fake, room, red), "No")
@@ -258,6 +262,10 @@ def test_course_by_polls_and_typing(r, tmp):
         db_wait(db, "SELECT count(*) FROM inbox", lambda n: n >= n_inbox + 1,
                 "/help stored")
         drained(db)
+        r.check(fake.poll_ended(room, poll_after(fake, room, skin)[
+            "event_id"]), "a stable m.poll.response ends its poll too")
+        r.eq(fake.poll_ended(room, poll_after(fake, room, bruise)[
+            "event_id"]), None, "a typed answer leaves its poll as it is")
         stop(r, p)
         r.eq(db_query(db, "SELECT count(*) FROM inbox")[0][0], n_inbox + 1,
              "the stale poll answer never reached the engine")

@@ -68,6 +68,7 @@ PREFIX = "/_matrix/client/v3"
 
 POLL_START = "org.matrix.msc3381.poll.start"
 POLL_RESPONSE = "org.matrix.msc3381.poll.response"
+POLL_END = "org.matrix.msc3381.poll.end"
 
 
 class ApiError(Exception):
@@ -767,10 +768,36 @@ class Fake:
             if r is None or r["members"].get(BOT) != "join":
                 raise ApiError(403, "M_FORBIDDEN",
                                "You are not in this room")
+            if vals["eventType"] == POLL_END:
+                self._check_poll_end(r, doc)
             ev = self._event(vals["roomId"], BOT, vals["eventType"], doc)
             ev["_txn"] = vals["txnId"]
             self.txns[key] = ev["event_id"]
             return {"event_id": ev["event_id"]}
+
+
+    def _check_poll_end(self, r, doc):
+        """MSC3381: only the poll's sender ends it (clients ignore an end
+        from anyone else), and a poll ends once."""
+        pid = doc["m.relates_to"]["event_id"]
+        start = [e for e in r["events"] if e["event_id"] == pid]
+        if not start or start[0]["type"] != POLL_START or \
+                start[0]["sender"] != BOT:
+            self._violations.append("%s: %s is no poll of the bot's in %s"
+                                    % (POLL_END, pid, r["id"]))
+        elif [e for e in r["events"] if e["type"] == POLL_END and
+              e["content"]["m.relates_to"]["event_id"] == pid]:
+            self._violations.append("%s: %s ended twice" % (POLL_END, pid))
+
+    def poll_ended(self, room, poll_event_id):
+        """The bot's end of a poll, or None."""
+        with self.cond:
+            for e in self.rooms[room]["events"]:
+                if (e["type"] == POLL_END and e["sender"] == BOT and
+                        e["content"]["m.relates_to"]["event_id"] ==
+                        poll_event_id):
+                    return e
+            return None
 
 
 _ENDPOINTS = {

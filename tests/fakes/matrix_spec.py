@@ -26,8 +26,9 @@ violations (strings; empty when the request is allowed):
   account data PUT under /user/{userId}/account_data/{type} validates
   against event-schemas/schema/<type>.yaml's `content` (m.room.message by
   its msgtype: m.room.message$m.notice.yaml). The spec has no schema for
-  polls (org.matrix.msc3381.poll.start is MSC3381, not in the spec): those
-  are checked here by hand against MSC3381's shape, and say so.
+  polls (org.matrix.msc3381.poll.start and .poll.end are MSC3381, not in
+  the spec): those are checked here by hand against MSC3381's shape, and
+  say so.
 """
 import glob
 import json
@@ -45,6 +46,7 @@ DEFAULT_ROOT = os.environ.get(
     os.path.join(REPO, "..", "shared", "specs", "matrix", "data"))
 
 POLL_START = "org.matrix.msc3381.poll.start"
+POLL_END = "org.matrix.msc3381.poll.end"
 NO_SCHEMA = ("no schema in the spec for %s (MSC3381): checked by hand "
              "against the MSC's shape")
 
@@ -320,6 +322,8 @@ class Spec:
         """Violations of an event's content of type `etype`."""
         if etype == POLL_START:
             return self._check_poll(content)
+        if etype == POLL_END:
+            return self._check_poll_end(content)
         name = etype
         if etype == "m.room.message":
             mt = content.get("msgtype") if isinstance(content, dict) else None
@@ -375,6 +379,27 @@ class Spec:
                 if a["id"] in ids:
                     out.append("%s: duplicate answer id" % w)
                 ids.add(a["id"])
+        if not isinstance(c.get("org.matrix.msc1767.text"), str):
+            out.append("%s: a text fallback (org.matrix.msc1767.text) is "
+                       "needed for clients without polls" % w)
+        return out
+
+
+    @staticmethod
+    def _check_poll_end(c):
+        """MSC3381's poll end (unstable prefix): a reference to the poll,
+        the end marker and a text fallback."""
+        w = POLL_END
+        if not isinstance(c, dict):
+            return ["%s: content must be an object" % w]
+        out = []
+        rel = c.get("m.relates_to")
+        if (not isinstance(rel, dict) or rel.get("rel_type") != "m.reference"
+                or not isinstance(rel.get("event_id"), str)):
+            out.append("%s: m.relates_to must be an m.reference to the poll"
+                       % w)
+        if not isinstance(c.get(POLL_END), dict):
+            out.append("%s: content[%r] must be an object" % (w, POLL_END))
         if not isinstance(c.get("org.matrix.msc1767.text"), str):
             out.append("%s: a text fallback (org.matrix.msc1767.text) is "
                        "needed for clients without polls" % w)

@@ -101,6 +101,17 @@ def test_spec_checker(t):
         "question": {"org.matrix.msc1767.text": "?"}, "kind":
         "org.matrix.msc3381.poll.disclosed", "answers": []}}),
         "a poll needs answers and a fallback")
+    t.eq(sp.check_event(mf.POLL_END, {
+        "m.relates_to": {"rel_type": "m.reference", "event_id": "$p"},
+        mf.POLL_END: {}, "org.matrix.msc1767.text": "x"}), [],
+        "a good poll end")
+    t.check(sp.check_event(mf.POLL_END, {
+        "m.relates_to": {"rel_type": "m.replace", "event_id": "$p"},
+        mf.POLL_END: {}, "org.matrix.msc1767.text": "x"}),
+        "a poll end is a reference")
+    t.check(sp.check_event(mf.POLL_END, {
+        "m.relates_to": {"rel_type": "m.reference", "event_id": "$p"},
+        "org.matrix.msc1767.text": "x"}), "a poll end needs its marker")
     t.check(sp.check_request("PUT", mf.PREFIX +
                              "/user/%40b%3Ax/account_data/m.direct", {}, h,
                              b'{"@a:x":"!r:x"}'),

@@ -127,6 +127,30 @@ test_choice_and_scale(void)
 	    "\"questionnaire\":\"q\",\"answer\":\"text\",\"index\":2}") == NULL);
 }
 
+/* A poll end row: a reference to the poll and the answer as fallback; no
+ * other row is one. */
+static void
+test_poll_end(void)
+{
+	cJSON	*o, *rel;
+
+	o = render(mx_poll_end, "\xe2\x9c\x93 Yes",
+	    "{\"type\":\"poll_end\",\"poll\":\"$p1:x\"}");
+	CHECK(o != NULL);
+	rel = cJSON_GetObjectItemCaseSensitive(o, "m.relates_to");
+	CHECK_STR(str(rel, "rel_type"), "m.reference");
+	CHECK_STR(str(rel, "event_id"), "$p1:x");
+	CHECK(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(o,
+	    "org.matrix.msc3381.poll.end")));
+	CHECK_STR(str(o, "org.matrix.msc1767.text"), "\xe2\x9c\x93 Yes");
+	cJSON_Delete(o);
+	CHECK(render(mx_poll_end, "Hi", NULL) == NULL);
+	CHECK(render(mx_poll_end, "Hi", "not json") == NULL);
+	CHECK(render(mx_poll_end, "Hi", "{\"type\":\"poll_end\"}") == NULL);
+	CHECK(render(mx_poll_end, "Hi", "{\"type\":\"question\","
+	    "\"poll\":\"$p\"}") == NULL);
+}
+
 int
 main(void)
 {
@@ -134,5 +158,6 @@ main(void)
 	TEST(test_plain);
 	TEST(test_yesno);
 	TEST(test_choice_and_scale);
+	TEST(test_poll_end);
 	return TEST_END();
 }
