@@ -677,7 +677,8 @@ engine_patient_changed(const struct engine_op *op)
 	return !op->has_pt0 || a->id != b->id || strcmp(a->tz, b->tz) != 0 ||
 	    a->remind_min != b->remind_min || strcmp(a->lang, b->lang) != 0 ||
 	    a->consent != b->consent || a->unreachable != b->unreachable ||
-	    strcmp(a->ask_q, b->ask_q) != 0 || a->ask_from != b->ask_from;
+	    strcmp(a->ask_q, b->ask_q) != 0 || a->ask_from != b->ask_from ||
+	    strcmp(a->ask_prev, b->ask_prev) != 0;
 }
 
 static int

@@ -365,16 +365,38 @@ engine_act_ask(struct engine_op *op, const struct proto_action *a)
 	return engine_job(op, "ask", a->name, t);
 }
 
+/*
+ * May the handler's action apply to a course that is not active? Words and
+ * escalations always may. A paused course (or one on hold) still takes
+ * what ends it or makes it safer: a questionnaire answered while paused
+ * (the patient paused half way through the screening) may find a
+ * contraindication, and dropping that finish or hold would let /resume
+ * start the sessions. What plans a session or a question waits for
+ * /resume (or the clinician's /clear), whose handler plans again.
+ */
+static int
+engine_act_allowed(const struct engine_op *op, int kind)
+{
+	if (kind == ACT_SAY || kind == ACT_ESCALATE)
+		return 1;
+	if (!engine_running(op))
+		return 0;
+	if (strcmp(op->en.status, ENROL_ACTIVE) == 0)
+		return 1;
+	if (strcmp(op->en.status, ENROL_PAUSED) != 0 &&
+	    strcmp(op->en.status, ENROL_HOLD) != 0)
+		return 0;
+	return kind == ACT_FINISH || kind == ACT_PRESSURE ||
+	    (kind == ACT_PAUSE && strcmp(op->en.status, ENROL_PAUSED) == 0);
+}
+
 static int
 engine_apply(struct engine_op *op, const struct proto_action *a)
 {
 	int64_t	t;
 
-	/* After pause or finish only words and escalations still make sense. */
-	if (!engine_running(op) || strcmp(op->en.status, ENROL_ACTIVE) != 0) {
-		if (a->kind != ACT_SAY && a->kind != ACT_ESCALATE)
-			return 0;
-	}
+	if (!engine_act_allowed(op, a->kind))
+		return 0;
 	switch (a->kind) {
 	case ACT_SCHEDULE:
 		engine_when(op, &a->when, &t);

@@ -200,20 +200,42 @@ engine_ask_send(struct engine_op *op, const struct proto_questionnaire *qs,
 	return rc;
 }
 
+/* /stop's and /erase's yes-or-no, which may interrupt any other
+ * questionnaire. */
+static int
+engine_ask_confirm(const char *id)
+{
+	return strcmp(id, "stop") == 0 || strcmp(id, "erase") == 0;
+}
+
 int
 engine_ask(struct engine_op *op, const char *id)
 {
 	const struct proto_questionnaire	*qs = engine_ask_find(op, id);
 	char					 key[64];
 	cJSON					*data;
+	const char				*open = op->pt.ask_q;
 
 	if (qs == NULL)
 		return 0;
-	/* One questionnaire at a time; /stop and /erase may interrupt any
-	 * other. */
-	if (op->pt.ask_q[0] != '\0' && strcmp(op->pt.ask_q, id) != 0 &&
-	    strcmp(id, "stop") != 0 && strcmp(id, "erase") != 0)
-		return engine_job(op, "ask", id, op->now + 3600);
+	/*
+	 * One questionnaire at a time. A confirmation sets the one it
+	 * interrupts aside (ask_prev), and one that comes due while a
+	 * confirmation is open waits there too: both are asked when the
+	 * patient says no. Any other waits an hour.
+	 */
+	if (open[0] != '\0' && strcmp(open, id) != 0) {
+		if (engine_ask_confirm(open) && !engine_ask_confirm(id)) {
+			snprintf(op->pt.ask_prev, sizeof op->pt.ask_prev,
+			    "%s", id);
+			return 0;
+		}
+		if (!engine_ask_confirm(id))
+			return engine_job(op, "ask", id, op->now + 3600);
+		if (!engine_ask_confirm(open))
+			snprintf(op->pt.ask_prev, sizeof op->pt.ask_prev,
+			    "%s", open);
+	}
 	snprintf(op->pt.ask_q, sizeof op->pt.ask_q, "%s", id);
 	if (store_answer_last(op->e->st, op->pt.id, &op->pt.ask_from) != 0)
 		return -1;
@@ -275,12 +297,29 @@ engine_ask_setup_done(struct engine_op *op, cJSON *answers)
 	return engine_call(op, EV_ENROLLED, NULL, NULL, NULL);
 }
 
+/* The patient said no to /stop or /erase: the questionnaire it set aside
+ * is asked again, from its start (the answers given before the
+ * interruption stay stored, but the patient sees whole questionnaires). */
+static int
+engine_ask_cancelled(struct engine_op *op, const char *key)
+{
+	char	id[sizeof op->pt.ask_prev];
+
+	if (engine_send(op, op->pt.chat, engine_text(op, key), NULL) != 0)
+		return -1;
+	if (op->pt.ask_prev[0] == '\0')
+		return 0;
+	snprintf(id, sizeof id, "%s", op->pt.ask_prev);
+	op->pt.ask_prev[0] = '\0';
+	return engine_ask(op, id);
+}
+
 static int
 engine_ask_stop_done(struct engine_op *op, cJSON *answers)
 {
 	if (!cJSON_IsTrue(cJSON_GetObjectItem(answers, "confirm")))
-		return engine_send(op, op->pt.chat,
-		    engine_text(op, "stop_cancelled"), NULL);
+		return engine_ask_cancelled(op, "stop_cancelled");
+	op->pt.ask_prev[0] = '\0';
 	snprintf(op->en.status, sizeof op->en.status, ENROL_STOPPED);
 	op->en.ended_at = op->now;
 	if (store_job_cancel(op->e->st, op->en.id, NULL, op->now) != 0)
@@ -300,8 +339,8 @@ engine_ask_done(struct engine_op *op, const char *id, const char *answers)
 		json = cJSON_Parse(answers);
 		if (strcmp(id, "erase") == 0)
 			rc = cJSON_IsTrue(cJSON_GetObjectItem(json, "confirm")) ?
-			    engine_erase(op) : engine_send(op, op->pt.chat,
-			    engine_text(op, "erase_cancelled"), NULL);
+			    engine_erase(op) :
+			    engine_ask_cancelled(op, "erase_cancelled");
 		else
 			rc = strcmp(id, "setup") == 0 ?
 			    engine_ask_setup_done(op, json) :

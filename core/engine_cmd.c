@@ -130,6 +130,7 @@ engine_cmd_enrol(struct engine_op *op, struct protocol *p)
 	op->has_en = 1;
 	op->p = p;
 	op->pt.ask_q[0] = '\0';
+	op->pt.ask_prev[0] = '\0';
 	params = cJSON_CreateObject();
 	cJSON_AddStringToObject(params, "title",
 	    proto_text_get(&p->title, op->pt.lang));
@@ -343,6 +344,10 @@ engine_cmd_pause(struct engine_op *op)
 static int
 engine_cmd_resume(struct engine_op *op)
 {
+	char	q[sizeof op->pt.ask_q];
+	int64_t	from;
+	int	rc;
+
 	if (!engine_running(op) || strcmp(op->en.status, ENROL_PAUSED) != 0) {
 		if (engine_running(op) && strcmp(op->en.status, ENROL_HOLD) == 0)
 			return engine_cmd_say(op, "status_hold", NULL);
@@ -353,7 +358,17 @@ engine_cmd_resume(struct engine_op *op)
 	if (engine_cmd_say(op, "resumed", NULL) != 0)
 		return -1;
 	op->by = "patient";
-	return engine_call(op, EV_RESUMED, NULL, NULL, NULL);
+	snprintf(q, sizeof q, "%s", op->pt.ask_q);
+	from = op->pt.ask_from;
+	if ((rc = engine_call(op, EV_RESUMED, NULL, NULL, NULL)) != 0)
+		return rc;
+	/* A questionnaire left open at the pause: its question again, so
+	 * the patient sees what their next message answers (unless the
+	 * handler asked something itself). */
+	if (q[0] != '\0' && strcmp(q, op->pt.ask_q) == 0 &&
+	    from == op->pt.ask_from)
+		return engine_ask_again(op);
+	return 0;
 }
 
 static int

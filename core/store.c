@@ -23,7 +23,7 @@
 	" AND a.id > " p "ask_from) END"
 #define PATIENT_COLS "id, adapter, chat, tz, remind_min, lang, consent," \
 	" unreachable, ask_q, ask_from, " PATIENT_ASKED("patients.") \
-	", created_at"
+	", created_at, ask_prev"
 #define ENROL_COLS "e.id, e.patient_id, e.protocol, e.version, e.status," \
 	" e.pressure, e.sessions_done, e.enrolled_at, e.last_session_at," \
 	" e.ended_at, s.data"
@@ -33,7 +33,8 @@
  * state: the one read every event starts with. */
 #define PATIENT_EN_SELECT "SELECT p.id, p.adapter, p.chat, p.tz," \
 	" p.remind_min, p.lang, p.consent, p.unreachable, p.ask_q," \
-	" p.ask_from, " PATIENT_ASKED("p.") ", p.created_at, " ENROL_COLS \
+	" p.ask_from, " PATIENT_ASKED("p.") ", p.created_at, p.ask_prev, " \
+	ENROL_COLS \
 	" FROM patients p" \
 	" LEFT JOIN enrolments e ON e.id = (SELECT max(id) FROM enrolments" \
 	" WHERE patient_id = p.id)" \
@@ -61,13 +62,13 @@ static const char *store_sql_text[SQL_COUNT] = {
 	 * the audit trail names erased patients by id. */
 	[SQL_PATIENT_INSERT] = "INSERT INTO patients (id, adapter, chat, tz,"
 	    " remind_min, lang, consent, unreachable, ask_q, ask_from,"
-	    " created_at) VALUES (max(coalesce((SELECT max(id) FROM patients),"
+	    " created_at, ask_prev) VALUES (max(coalesce((SELECT max(id) FROM patients),"
 	    " 0), coalesce((SELECT CAST(value AS INTEGER) FROM kv WHERE key ="
 	    " '" STORE_ERASED_MAX "'), 0)) + 1,"
-	    " ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	    " ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	[SQL_PATIENT_UPDATE] = "UPDATE patients SET tz = ?2, remind_min = ?3,"
 	    " lang = ?4, consent = ?5, unreachable = ?6, ask_q = ?7,"
-	    " ask_from = ?8 WHERE id = ?1",
+	    " ask_from = ?8, ask_prev = ?9 WHERE id = ?1",
 	[SQL_ENROL_CURRENT] = "SELECT " ENROL_COLS ENROL_FROM
 	    " WHERE e.patient_id = ?1 ORDER BY e.id DESC LIMIT 1",
 	[SQL_ENROL_GET] = "SELECT " ENROL_COLS ENROL_FROM " WHERE e.id = ?1",

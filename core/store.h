@@ -48,6 +48,10 @@ struct store_patient {
 	int64_t	 ask_from;
 	int	 ask_i;
 	int64_t	 created_at;
+	/* The questionnaire a /stop or /erase confirmation (ask_q "stop" or
+	 * "erase") set aside, asked from its start if the patient says no;
+	 * "" when none. */
+	char	 ask_prev[32];
 };
 
 /* Enrolment status: one course of one protocol for one patient. */

@@ -305,6 +305,7 @@ store_cache_patient_written(struct store *s, const struct store_patient *p)
 	}
 	memcpy(ce->pt.ask_q, p->ask_q, sizeof ce->pt.ask_q);
 	ce->pt.ask_from = p->ask_from;
+	memcpy(ce->pt.ask_prev, p->ask_prev, sizeof ce->pt.ask_prev);
 }
 
 /* store_answer_insert() added an answer: one more after ask_from (it is

@@ -48,6 +48,7 @@ store_patient_read(sqlite3_stmt *st, struct store_patient *p)
 	p->ask_from = sqlite3_column_int64(st, 9);
 	p->ask_i = sqlite3_column_int(st, 10);
 	p->created_at = sqlite3_column_int64(st, 11);
+	store_copy(p->ask_prev, sizeof p->ask_prev, st, 12);
 }
 
 static int
@@ -98,9 +99,9 @@ store_patient_en_select(struct store *s, sqlite3_stmt *st,
 	if ((rc = store_row(s, st, "patient_current")) != 0)
 		return rc;
 	store_patient_read(st, p);
-	*has_en = sqlite3_column_type(st, 12) != SQLITE_NULL;
+	*has_en = sqlite3_column_type(st, 13) != SQLITE_NULL;
 	if (*has_en)
-		store_enrolment_read(st, 12, e);
+		store_enrolment_read(st, 13, e);
 	else
 		memset(e, 0, sizeof *e);
 	sqlite3_reset(st);
@@ -161,6 +162,7 @@ store_patient_insert(struct store *s, struct store_patient *p)
 	store_bind_text(st, 8, p->ask_q);
 	sqlite3_bind_int64(st, 9, p->ask_from);
 	sqlite3_bind_int64(st, 10, p->created_at);
+	store_bind_text(st, 11, p->ask_prev);
 	/* A new row: nothing the cache holds changes. */
 	s->cache_known = 1;
 	rc = store_exec(s, st, "patient_insert");
@@ -187,6 +189,7 @@ store_patient_update(struct store *s, const struct store_patient *p)
 	sqlite3_bind_int(st, 6, p->unreachable);
 	store_bind_text(st, 7, p->ask_q);
 	sqlite3_bind_int64(st, 8, p->ask_from);
+	store_bind_text(st, 9, p->ask_prev);
 	s->cache_known = 1;
 	rc = store_exec(s, st, "patient_update");
 	s->cache_known = 0;

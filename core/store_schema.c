@@ -166,6 +166,10 @@ static const char *store_migrations[] = {
 	"  PRIMARY KEY (protocol, version, name),"
 	"  FOREIGN KEY (protocol, version)"
 	"    REFERENCES protocol_versions(protocol, version));",
+	/* 9: the questionnaire a /stop or /erase confirmation interrupted,
+	 * or one that came due while it was open: asked (again) when the
+	 * patient answers "no", instead of lost. */
+	"ALTER TABLE patients ADD COLUMN ask_prev TEXT NOT NULL DEFAULT '';",
 };
 #define STORE_NMIGRATIONS \
 	((int)(sizeof store_migrations / sizeof store_migrations[0]))

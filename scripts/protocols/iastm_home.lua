@@ -55,10 +55,12 @@ local P = {
 
 return iastm.protocol{
   id = "iastm_home",
-  -- Version 2 is version 1 with its rules moved to lib/iastm.lua, the same
-  -- rules word for word: patients on version 1 move to it.
-  version = 2,
-  upgrade = { from = { 1 } },
+  -- Version 2 moved version 1's rules to lib/iastm.lua word for word.
+  -- Version 3: a patient back from a pause taken before the screening was
+  -- finished is asked the screening again, not sent a session. Patients
+  -- on 1 and 2 move to it.
+  version = 3,
+  upgrade = { from = { 1, 2 } },
   title = "Home IASTM (muscle scraping)",
   params = P,
 

@@ -545,6 +545,101 @@ def test_default_protocol(r, tmp):
     check_stderr(r, p)
 
 
+def home(r, tmp):
+    """`strigil chat` on iastm_home, set up (zone and time 1); the output
+    ends with the screening's first question."""
+    p = chat(tmp, os.path.join(REPO, "scripts", "protocols", "iastm_home.lua"))
+    p.say("/start")
+    p.say("1")
+    p.say("1")
+    out = p.say("1")
+    r.contains(out, r"^bot> Before we start, a few safety questions",
+               "the screening starts")
+    return p, out
+
+
+def answer_screening(p, out, first):
+    """Answers the screening: `first` to the question asked now, "no" to
+    every other yes/no, 3 for the pain; the replies to the last answer."""
+    q, answer = last_question(out), first
+    for _ in range(40):
+        if q is None or q["kind"] not in ("yesno", "integer", "text"):
+            break
+        out = p.say(answer or {"yesno": "no", "integer": "3",
+                               "text": "none"}[q["kind"]])
+        q, answer = last_question(out), None
+    return out
+
+
+def test_pause_during_screening(r, tmp):
+    """A contraindication answered while paused still ends the course: no
+    /resume starts sessions (the old engine dropped the finish)."""
+    p, out = home(r, tmp)
+    r.contains(p.say("/pause"), r"^bot> Your reminders are paused",
+               "paused in the middle of the screening")
+    out = answer_screening(p, out, "yes")
+    r.contains(out, r"^bot> .*isn't safe for you", "refused at home")
+    r.contains(out, r"^\[to the clinician\] .*refused", "the clinician told")
+    r.lacks(p.say("/resume"), r"^bot> Welcome back", "nothing to resume")
+    out, _ = p.wait("3d")
+    r.lacks(out, REMINDER, "no session after a contraindication")
+    p.send("/quit")
+    r.eq(p.finish(), 0, "exit 0")
+    check_stderr(r, p)
+
+
+def test_resume_before_screening_done(r, tmp):
+    """Back from a pause taken half way through the screening, the patient
+    is asked the screening again, and no session comes before it is done."""
+    p, out = home(r, tmp)
+    q = last_question(p.say("no"))
+    r.check(q is not None and q["kind"] == "yesno", "screening question 2")
+    p.say("/pause")
+    out = p.say("/resume")
+    r.contains(out, r"^bot> Welcome back", "resumed")
+    r.contains(out, r"^bot> Before we start, a few safety questions",
+               "the screening from its start")
+    out, _ = p.wait("3d")
+    r.lacks(out, REMINDER, "no session before the screening is done")
+    out = answer_screening(p, p.say("/today"), None)
+    r.contains(p.say("/today"), NEXT, "planned once the screening is done")
+    p.send("/quit")
+    r.eq(p.finish(), 0, "exit 0")
+    check_stderr(r, p)
+
+
+def test_stop_and_erase_cancelled(r, tmp):
+    """Saying no to /stop or /erase goes back to the questionnaire they
+    interrupted (the old engine dropped it, and the patient was stuck)."""
+    p = chat(tmp)
+    r.contains(p.say("/start"), r"Do you agree\?$", "consent asked")
+    r.contains(p.say("/stop"), r"^bot> Do you want to end your course\?",
+               "/stop asks to confirm")
+    out = p.say("no")
+    r.contains(out, r"^bot> Good, your course carries on\.$", "stop cancelled")
+    r.contains(out, r"^bot> .*Do you agree\?$", "consent asked again")
+    p.say("1")
+    p.say("1")
+    out = p.say("1")
+    r.contains(out, r"^bot> Is the skin over the area intact\?$",
+               "screening question 1")
+    r.contains(p.say("/erase"), r"^bot> Do you want me to delete everything",
+               "/erase asks to confirm")
+    out = p.say("no")
+    r.contains(out, r"^bot> Okay, nothing has been deleted\.$",
+               "erase cancelled")
+    r.contains(out, r"^bot> Is the skin over the area intact\?$",
+               "the screening asked again")
+    out = p.say("yes")
+    r.contains(out, r"^bot> Anything your clinic should know", "screening 2")
+    r.contains(p.say("fine"), r"^bot> Thank you, I've noted that\.$",
+               "screening done")
+    r.contains(p.say("/today"), NEXT, "the course goes on")
+    p.send("/quit")
+    r.eq(p.finish(), 0, "exit 0")
+    check_stderr(r, p)
+
+
 def parse_messages(lines):
     """Splits console output into messages: dicts with the text (all its
     lines), its numbered options and its range."""
@@ -641,4 +736,7 @@ if __name__ == "__main__":
         test_file_database,
         test_input_from_file,
         test_default_protocol,
+        test_pause_during_screening,
+        test_resume_before_screening_done,
+        test_stop_and_erase_cancelled,
     ]))

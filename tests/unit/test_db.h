@@ -19,7 +19,7 @@
 #include "store.h"
 
 /* The schema version the store migrates to: bump with each migration. */
-#define SCHEMA_LATEST	8
+#define SCHEMA_LATEST	9
 
 /* The first column of the first row of `sql` as an integer, or -1. */
 static inline long long

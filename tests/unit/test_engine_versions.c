@@ -505,8 +505,9 @@ test_migration(void)
 	world_close(&w);
 	/* As schema 1 left it (3 added invites and enrolments.invite, 4
 	 * outbox.failed, 5 kv, 6 patients.ask_from for ask_i and ask_a,
-	 * 7 outbox.sent_upto, 8 protocol_helpers). */
+	 * 7 outbox.sent_upto, 8 protocol_helpers, 9 patients.ask_prev). */
 	CHECK_INT(raw_exec(db, "DROP TABLE protocol_helpers; "
+	    "ALTER TABLE patients DROP COLUMN ask_prev; "
 	    "DROP TABLE protocol_versions; "
 	    "DROP TABLE invites; ALTER TABLE enrolments DROP COLUMN invite; "
 	    "ALTER TABLE outbox DROP COLUMN failed; DROP TABLE kv; "

@@ -145,6 +145,7 @@ test_migration_6(void)
 	/* Back to schema 5: the later migrations' columns go. */
 	CHECK_INT(raw_exec(path,
 	    "DROP TABLE protocol_helpers;"
+	    "ALTER TABLE patients DROP COLUMN ask_prev;"
 	    "ALTER TABLE outbox DROP COLUMN sent_upto;"
 	    "ALTER TABLE patients DROP COLUMN ask_from;"
 	    "ALTER TABLE patients ADD COLUMN ask_i INTEGER NOT NULL DEFAULT 0;"

@@ -452,9 +452,15 @@ function M.protocol(spec)
       end,
 
       -- Back from a pause. After the clinician lifts a hold they have looked at
-      -- the patient: a pain rise they cleared becomes the new baseline.
+      -- the patient: a pain rise they cleared becomes the new baseline. A
+      -- patient who paused before finishing the screening has no baseline
+      -- yet: no session before they finish it.
       resumed = function(ctx, ev)
         local s = ctx.state
+        if s.baseline == nil then
+          ctx.ask("screening")
+          return
+        end
         if ev.by == "clinician" then
           if s.last_pain and s.baseline and s.last_pain > s.baseline then
             s.baseline = s.last_pain
