@@ -160,6 +160,19 @@ engine_file_sig(const char *path, struct engine_fsig *sig)
 	sig->helpers = engine_lib_sig(path);
 }
 
+/* The jobs courses on `id` failed on (its file broken or missing) get
+ * another chance now that a good version is loaded: at a reload, at the
+ * start, or when the file comes back. How many, 0 if the store failed. */
+static int64_t
+engine_retry_failed(struct engine *e, const char *id, int64_t now)
+{
+	int64_t	n;
+
+	if (store_job_retry_failed(e->st, id, now, &n) != 0)
+		return 0;
+	return n;
+}
+
 int
 engine_load_file(struct engine *e, const char *path, char **cause)
 {
@@ -187,8 +200,9 @@ engine_load_file(struct engine *e, const char *path, char **cause)
 	e->protos[e->nprotos].error = NULL;
 	e->protos[e->nprotos].sig = sig;
 	e->nprotos++;
-	log_info("event=protocol_loaded protocol=%s version=%d", p->id,
-	    p->version);
+	log_info("event=protocol_loaded protocol=%s version=%d "
+	    "retried_jobs=%lld", p->id, p->version,
+	    (long long)engine_retry_failed(e, p->id, clock_now()));
 	return 0;
 }
 
@@ -292,9 +306,7 @@ engine_reload_at(struct engine *e, int i, int64_t now)
 	ep->p = p;
 	free(ep->error);
 	ep->error = NULL;
-	/* The events a broken version failed on get another chance. */
-	if (store_job_retry_failed(e->st, p->id, now, &retried) != 0)
-		retried = 0;
+	retried = engine_retry_failed(e, p->id, now);
 	log_info("event=protocol_reloaded protocol=%s version=%d "
 	    "retried_jobs=%lld", p->id, p->version, (long long)retried);
 	return 0;

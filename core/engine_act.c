@@ -700,13 +700,36 @@ engine_job_remind(struct engine_op *op)
 	return engine_remind(op, &ss);
 }
 
+/*
+ * A job is planned outside quiet hours, but may still run inside them: the
+ * daemon was down when it came due, a failed job is retried at a reload at
+ * night, a `missed` job runs a day of real hours after a reminder across a
+ * clock change. What it says would wake the patient, so it runs again at
+ * the end of quiet hours instead: 1 when put off, 0 to run it now.
+ */
+static int
+engine_job_quiet(struct engine_op *op, const struct store_job *j)
+{
+	const struct config	*cfg = op->e->cfg;
+	int64_t			 t;
+
+	t = tz_after_quiet(op->pt.tz, op->now, cfg->quiet_from, cfg->quiet_to);
+	if (t <= op->now)
+		return 0;
+	return engine_job(op, j->kind, j->arg, t) == 0 ? 1 : -1;
+}
+
 int
 engine_run_job(struct engine_op *op, const struct store_job *j)
 {
+	int	rc;
+
 	/* Jobs are cancelled when a course pauses or ends; one that slipped
 	 * through (an older daemon's) is closed without effect. */
 	if (!engine_running(op) || strcmp(op->en.status, ENROL_ACTIVE) != 0)
 		return 0;
+	if ((rc = engine_job_quiet(op, j)) != 0)
+		return rc < 0 ? -1 : 0;
 	if (strcmp(j->kind, "session") == 0)
 		return engine_job_session(op);
 	if (strcmp(j->kind, "missed") == 0)

@@ -717,6 +717,34 @@ test_restart(void)
 	db_unlink(path);
 }
 
+/*
+ * A job that comes due inside quiet hours (the daemon was down at 18:00 and
+ * starts at 22:00) says nothing then: it runs again when they end (08:00).
+ */
+static void
+test_overdue_in_quiet_hours(void)
+{
+	struct world	w;
+	struct sent	s = { 0 };
+	int64_t		due, night = T0 + 14 * HOUR;
+
+	clock_init(CLOCK_MANUAL, T0);
+	if (world_open(&w, ":memory:") != 0)
+		return;
+	enrol(&w, "1", T0);
+	CHECK_INT(engine_next_due(w.e, &due), 0);
+	CHECK_INT(due, T0 + 10 * HOUR);			/* 18:00 */
+	CHECK_INT(engine_run_due(w.e, night), 1);	/* 22:00 */
+	CHECK_INT(drain(&w, night, &s), 0);
+	CHECK_INT(engine_next_due(w.e, &due), 0);
+	CHECK_INT(due, T0 + DAY);			/* 08:00 */
+	CHECK_INT(engine_run_due(w.e, T0 + DAY), 1);
+	drain(&w, T0 + DAY, &s);
+	CHECK(s.n == 1 && strcmp(s.type[0], "reminder") == 0);
+	sent_clear(&s);
+	world_close(&w);
+}
+
 /* A job whose patient is gone is closed, not taken again forever. */
 static void
 test_orphan_job(void)
@@ -788,6 +816,7 @@ main(void)
 	TEST(test_deliver_in_process);
 	TEST(test_min_interval);
 	TEST(test_restart);
+	TEST(test_overdue_in_quiet_hours);
 	TEST(test_orphan_job);
 	TEST(test_commands_without_patient);
 	rc = TEST_END();

@@ -603,6 +603,44 @@ test_rescan(void)
 	rmdir(dir);
 }
 
+/* A job that failed on a broken version runs again once a good one is
+ * loaded at the start (a restart is a reload too), not only at SIGHUP. */
+static void
+test_retry_at_start(void)
+{
+	struct world	w;
+	char		db[256], *got;
+	int64_t		now = T0 + 2 * 86400 + HOUR;
+
+	clock_init(CLOCK_MANUAL, T0);
+	snprintf(db, sizeof db, "%s/retry.db", test_dir);
+	write_proto(proto_path, 1, "one", "",
+	    "    session_due = function(ctx, ev) error(\"broken\") end,\n");
+	if (world_open(&w, db) != 0)
+		return;
+	enrol(&w, "a", T0);
+	CHECK(engine_run_due(w.e, T0 + 2 * 86400) >= 1);
+	world_close(&w);
+	CHECK_INT(raw_int(db, "SELECT count(*) FROM jobs WHERE kind = "
+	    "'session' AND status = 'failed'"), 1);
+
+	write_proto(proto_path, 2, "two", "  upgrade = { from = { 1 } },\n",
+	    "");
+	clock_init(CLOCK_MANUAL, now);
+	if (world_open(&w, db) != 0)
+		return;
+	CHECK_INT(raw_int(db, "SELECT count(*) FROM jobs WHERE kind = "
+	    "'session' AND status = 'pending'"), 1);
+	free(drain(&w, "a", now));
+	CHECK(engine_run_due(w.e, now) >= 1);
+	got = drain(&w, "a", now);
+	CHECK(strstr(got, "Time for session 1") != NULL);
+	free(got);
+	CHECK_INT(version_of(&w, "a"), 2);
+	world_close(&w);
+	db_unlink(db);
+}
+
 int
 main(void)
 {
@@ -626,6 +664,7 @@ main(void)
 	TEST(test_upgrade_declaration);
 	TEST(test_migration);
 	TEST(test_rescan);
+	TEST(test_retry_at_start);
 	rc = TEST_END();
 	config_free(&cfg);
 	unlink(proto_path);
