@@ -97,7 +97,8 @@ proto_ctx_number(lua_State *L, int t, const char *key, const char *fn)
 		return 0;
 	}
 	v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : -1;
-	if (v < 0 || v > PROTO_MAX_HOURS * 60.0)
+	/* Written so that NaN fails too. */
+	if (!(v >= 0 && v <= PROTO_MAX_HOURS * 60.0))
 		luaL_error(L, "%s: %s must be a number of at least 0", fn, key);
 	lua_pop(L, 1);
 	return v;

@@ -155,6 +155,7 @@ static const char *bad_calls =
     "    elseif t == \"esc\" then ctx.escalate{ reason = \"r\", x = 1 }\n" /* 22 */
     "    elseif t == \"tbl\" then ctx.schedule(5)\n"			/* 23 */
     "    elseif t == \"sayp\" then ctx.say(\"help\", { f = ctx.say })\n"	/* 24 */
+    "    elseif t == \"nan\" then ctx.postpone{ hours = 0/0, reason = \"r\" }\n" /* 25 */
     "    end\n"
     "  end },\n"
     "}\n";
@@ -919,6 +920,8 @@ test_call_option_errors(void)
 	BAD_CALL(p, "tbl", 23, "bad argument #1 to 'schedule' (table expected, "
 	    "got number)");
 	BAD_CALL(p, "sayp", 24, "say: state cannot hold a function value");
+	/* NaN compares false both ways: refused, not cast (undefined). */
+	BAD_CALL(p, "nan", 25, "postpone: hours must be a number of at least 0");
 	proto_free(p);
 }
 
