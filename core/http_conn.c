@@ -222,6 +222,10 @@ conn_refuse(struct http_conn *c, int status)
 	conn_send(c, &res, 0, 0);
 	http_response_free(&res);
 	conn_reset_request(c);
+	/* A peer that never reads leaves this write pending for good, and
+	 * the timer that sent a 408 has fired already: without a new one the
+	 * connection would hold its slot until the kernel gave up. */
+	conn_timer(c, c->srv->lim.linger_ms);
 }
 
 /* ---- parsing ------------------------------------------------------ */
