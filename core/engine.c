@@ -178,6 +178,7 @@ engine_load_file(struct engine *e, const char *path, char **cause)
 {
 	struct protocol		*p;
 	struct engine_fsig	 sig;
+	int64_t			 retried;
 
 	engine_file_sig(path, &sig);
 	if (proto_load(path, &e->limits, &p, cause) != 0)
@@ -200,9 +201,9 @@ engine_load_file(struct engine *e, const char *path, char **cause)
 	e->protos[e->nprotos].error = NULL;
 	e->protos[e->nprotos].sig = sig;
 	e->nprotos++;
+	retried = engine_retry_failed(e, p->id, clock_now());
 	log_info("event=protocol_loaded protocol=%s version=%d "
-	    "retried_jobs=%lld", p->id, p->version,
-	    (long long)engine_retry_failed(e, p->id, clock_now()));
+	    "retried_jobs=%lld", p->id, p->version, (long long)retried);
 	return 0;
 }
 
