@@ -168,8 +168,13 @@ engine_retry_failed(struct engine *e, const char *id, int64_t now)
 {
 	int64_t	n;
 
-	if (store_job_retry_failed(e->st, id, now, &n) != 0)
+	if (store_begin(e->st) != 0)
 		return 0;
+	if (store_job_retry_failed(e->st, id, now, &n) != 0 ||
+	    store_commit(e->st) != 0) {
+		store_rollback(e->st);
+		return 0;
+	}
 	return n;
 }
 

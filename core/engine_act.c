@@ -210,6 +210,17 @@ engine_job(struct engine_op *op, const char *kind, const char *arg,
 	return store_job_insert(op->e->st, &j);
 }
 
+/* A job about session `ss` (missed, remind): its id is the job's arg. */
+int
+engine_session_job(struct engine_op *op, const char *kind,
+    const struct store_session *ss, int64_t due)
+{
+	char	arg[24];
+
+	snprintf(arg, sizeof arg, "%lld", (long long)ss->id);
+	return engine_job(op, kind, arg, due);
+}
+
 /*
  * Plans the next session at `due`, or later if the protocol's minimum
  * interval after the last session is not over by then. One next session at
@@ -649,9 +660,12 @@ engine_job_session(struct engine_op *op)
 
 	if (op->now >= op->en.enrolled_at + (int64_t)op->p->course_days * 86400)
 		return engine_finish(op, "course_complete");
-	/* A session still open was neither done nor skipped: missed. */
+	/* A session still open was neither done nor skipped: missed, and
+	 * its own missed and snooze jobs go with it. */
 	if (store_session_open(op->e->st, op->en.id, &ss) == 0 &&
-	    store_session_close(op->e->st, ss.id, "missed", op->now) != 0)
+	    (store_session_close(op->e->st, ss.id, "missed", op->now) != 0 ||
+	    store_job_cancel2(op->e->st, op->en.id, "missed", "remind",
+	    op->now) != 0))
 		return -1;
 	memset(&ss, 0, sizeof ss);
 	ss.enrolment_id = op->en.id;
@@ -670,17 +684,37 @@ engine_job_session(struct engine_op *op)
 	ss.pressure = op->en.pressure;
 	if (engine_remind(op, &ss) != 0)
 		return -1;
-	return engine_job(op, "missed", NULL, op->now +
+	return engine_session_job(op, "missed", &ss, op->now +
 	    (int64_t)op->p->miss_after_h * 3600);
 }
 
+/*
+ * The open session a missed or snooze job is about. The job names its
+ * session's id, so one that outlived its session (closed by a newer one, a
+ * retry after a failure) finds nothing open and does nothing, instead of
+ * acting on the next session. Jobs of older daemons name none: any open
+ * session, as then.
+ */
 static int
-engine_job_missed(struct engine_op *op)
+engine_job_open_session(struct engine_op *op, const struct store_job *j,
+    struct store_session *ss)
+{
+	int	rc;
+
+	if ((rc = store_session_open(op->e->st, op->en.id, ss)) != 0)
+		return rc;
+	if (j->arg[0] != '\0' && strtoll(j->arg, NULL, 10) != ss->id)
+		return STORE_NOTFOUND;
+	return 0;
+}
+
+static int
+engine_job_missed(struct engine_op *op, const struct store_job *j)
 {
 	struct store_session	ss;
 	int			rc;
 
-	if ((rc = store_session_open(op->e->st, op->en.id, &ss)) != 0)
+	if ((rc = engine_job_open_session(op, j, &ss)) != 0)
 		return rc == STORE_NOTFOUND ? 0 : -1;
 	if (store_session_close(op->e->st, ss.id, "missed", op->now) != 0)
 		return -1;
@@ -690,12 +724,12 @@ engine_job_missed(struct engine_op *op)
 
 /* A snoozed reminder: remind again if the session is still open. */
 static int
-engine_job_remind(struct engine_op *op)
+engine_job_remind(struct engine_op *op, const struct store_job *j)
 {
 	struct store_session	ss;
 	int			rc;
 
-	if ((rc = store_session_open(op->e->st, op->en.id, &ss)) != 0)
+	if ((rc = engine_job_open_session(op, j, &ss)) != 0)
 		return rc == STORE_NOTFOUND ? 0 : -1;
 	return engine_remind(op, &ss);
 }
@@ -733,9 +767,9 @@ engine_run_job(struct engine_op *op, const struct store_job *j)
 	if (strcmp(j->kind, "session") == 0)
 		return engine_job_session(op);
 	if (strcmp(j->kind, "missed") == 0)
-		return engine_job_missed(op);
+		return engine_job_missed(op, j);
 	if (strcmp(j->kind, "remind") == 0)
-		return engine_job_remind(op);
+		return engine_job_remind(op, j);
 	if (strcmp(j->kind, "ask") == 0) {
 		if (proto_questionnaire(op->p, j->arg) == NULL) {
 			op->error = xasprintf("no questionnaire '%s'", j->arg);

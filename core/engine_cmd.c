@@ -284,7 +284,7 @@ engine_cmd_snooze(struct engine_op *op)
 		return rc == STORE_NOTFOUND ? engine_cmd_not_now(op) : -1;
 	engine_when(op, &w, &t);
 	if (store_job_cancel(op->e->st, op->en.id, "remind", op->now) != 0 ||
-	    engine_job(op, "remind", NULL, t) != 0)
+	    engine_session_job(op, "remind", &ss, t) != 0)
 		return -1;
 	engine_cmd_when(op, t, when, sizeof when);
 	params = cJSON_CreateObject();

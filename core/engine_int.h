@@ -157,6 +157,8 @@ const char *engine_text(struct engine_op *op, const char *key);
 int	engine_schedule_session(struct engine_op *op, int64_t due);
 int	engine_job(struct engine_op *op, const char *kind, const char *arg,
 	    int64_t due);
+int	engine_session_job(struct engine_op *op, const char *kind,
+	    const struct store_session *ss, int64_t due);
 int	engine_finish(struct engine_op *op, const char *reason);
 int	engine_remind(struct engine_op *op, const struct store_session *ss);
 int	engine_run_job(struct engine_op *op, const struct store_job *j);

@@ -147,10 +147,14 @@ static const char *store_sql_text[SQL_COUNT] = {
 	    " WHERE enrolment_id = ?1 AND kind = ?2 AND status = 'pending'"
 	    " LIMIT 2",
 	[SQL_JOB_COUNT] = "SELECT count(*) FROM jobs WHERE status = 'pending'",
+	[SQL_JOB_FAILED] = "SELECT id, enrolment_id, kind, arg FROM jobs"
+	    " WHERE status = 'failed' AND enrolment_id IN (SELECT id FROM"
+	    " enrolments WHERE protocol = ?1 AND ended_at = 0)"
+	    " ORDER BY id DESC",
+	[SQL_JOB_TWIN] = "SELECT 1 FROM jobs WHERE enrolment_id = ?1"
+	    " AND kind = ?2 AND arg = ?3 AND status = 'pending' LIMIT 1",
 	[SQL_JOB_RETRY] = "UPDATE jobs SET status = 'pending', due_at = ?2,"
-	    " error = NULL, closed_at = 0 WHERE status = 'failed' AND"
-	    " enrolment_id IN (SELECT id FROM enrolments WHERE protocol = ?1"
-	    " AND ended_at = 0)",
+	    " error = NULL, closed_at = 0 WHERE id = ?1",
 	[SQL_EVENT_INSERT] = "INSERT INTO events (patient_id, enrolment_id, t,"
 	    " kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[SQL_PVERSION_GET] = "SELECT source, path FROM protocol_versions"

@@ -266,7 +266,9 @@ int	store_job_pending(struct store *s, int64_t enrolment_id,
 	    const char *kind, struct store_job *j);
 int	store_job_count(struct store *s, int64_t *n);
 /* Puts the failed jobs of courses on `protocol` back as due at `now` (after
- * the protocol was fixed and reloaded); *n gets how many. */
+ * the protocol was fixed and reloaded); *n gets how many. One whose kind and
+ * arg the course has pending already (planned since) is closed as
+ * "superseded" instead. Call it in a transaction. */
 int	store_job_retry_failed(struct store *s, const char *protocol,
 	    int64_t now, int64_t *n);
 

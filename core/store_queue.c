@@ -385,18 +385,97 @@ store_job_count(struct store *s, int64_t *n)
 	return store_count(s, SQL_JOB_COUNT, n);
 }
 
+/* The failed jobs of running courses on `protocol`, newest first (caller
+ * frees *out). */
+static int
+store_job_failed(struct store *s, const char *protocol,
+    struct store_job **out, size_t *n)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_JOB_FAILED);
+	struct store_job *j = NULL;
+	size_t		 cap = 0;
+	int		 rc;
+
+	*out = NULL;
+	*n = 0;
+	if (st == NULL)
+		return -1;
+	store_bind_text(st, 1, protocol);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			j = xrealloc(j, cap * sizeof *j);
+		}
+		memset(&j[*n], 0, sizeof j[*n]);
+		j[*n].id = sqlite3_column_int64(st, 0);
+		j[*n].enrolment_id = sqlite3_column_int64(st, 1);
+		store_copy(j[*n].kind, sizeof j[*n].kind, st, 2);
+		store_copy(j[*n].arg, sizeof j[*n].arg, st, 3);
+		(*n)++;
+	}
+	sqlite3_reset(st);
+	*out = j;
+	if (rc != SQLITE_DONE)
+		return store_fail(s, "job_failed");
+	return 0;
+}
+
+/* 1 if the enrolment has a pending job of j's kind and arg, 0 if not. */
+static int
+store_job_twin(struct store *s, const struct store_job *j)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_JOB_TWIN);
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, j->enrolment_id);
+	store_bind_text(st, 2, j->kind);
+	store_bind_text(st, 3, j->arg);
+	rc = store_row(s, st, "job_twin");
+	sqlite3_reset(st);
+	return rc == 0 ? 1 : rc == STORE_NOTFOUND ? 0 : -1;
+}
+
+/*
+ * Newest first, so that of two failed twins only the newer runs. A job
+ * whose work a pending one already does (a session planned since it
+ * failed, the same questionnaire asked again) is closed as superseded:
+ * retried, it would remind the patient twice.
+ */
 int
 store_job_retry_failed(struct store *s, const char *protocol, int64_t now,
     int64_t *n)
 {
-	sqlite3_stmt	*st = store_stmt(s, SQL_JOB_RETRY);
+	struct store_job	*j;
+	sqlite3_stmt		*st;
+	size_t			 nj, i;
+	int			 rc = 0, twin;
 
-	if (st == NULL)
+	*n = 0;
+	if (store_job_failed(s, protocol, &j, &nj) != 0) {
+		free(j);
 		return -1;
-	store_bind_text(st, 1, protocol);
-	sqlite3_bind_int64(st, 2, now);
-	if (store_exec(s, st, "job_retry") != 0)
-		return -1;
-	*n = sqlite3_changes(s->db);
-	return 0;
+	}
+	for (i = 0; i < nj && rc == 0; i++) {
+		if ((twin = store_job_twin(s, &j[i])) < 0) {
+			rc = -1;
+			break;
+		}
+		if (twin) {
+			rc = store_job_close(s, j[i].id, "superseded", NULL,
+			    now);
+			continue;
+		}
+		if ((st = store_stmt(s, SQL_JOB_RETRY)) == NULL) {
+			rc = -1;
+			break;
+		}
+		sqlite3_bind_int64(st, 1, j[i].id);
+		sqlite3_bind_int64(st, 2, now);
+		if ((rc = store_exec(s, st, "job_retry")) == 0)
+			(*n)++;
+	}
+	free(j);
+	return rc;
 }

@@ -80,14 +80,14 @@ struct world {
 };
 
 static int
-world_open(struct world *w, const char *db)
+world_open_with(struct world *w, const char *db, const char *path)
 {
 	char	*cause = NULL;
 
 	memset(w, 0, sizeof *w);
 	if (store_open(&w->st, db, &cause) != 0 ||
 	    engine_new(&w->e, &cfg, w->st, &cause) != 0 ||
-	    engine_load_file(w->e, proto_path, &cause) != 0 ||
+	    engine_load_file(w->e, path, &cause) != 0 ||
 	    engine_ready(w->e, &cause) != 0) {
 		fprintf(stderr, "world_open: %s\n", cause);
 		free(cause);
@@ -98,6 +98,12 @@ world_open(struct world *w, const char *db)
 		return -1;
 	}
 	return 0;
+}
+
+static int
+world_open(struct world *w, const char *db)
+{
+	return world_open_with(w, db, proto_path);
 }
 
 static void
@@ -745,6 +751,69 @@ test_overdue_in_quiet_hours(void)
 	world_close(&w);
 }
 
+/*
+ * A protocol that plans the next session as soon as one comes due, a day
+ * later, while sessions count as missed only after 36 h: each new session
+ * closes the one still open. The old session's missed job must not close
+ * the new one (it did, 12 h early).
+ */
+static const char *eager_text =
+    "return {\n"
+    "  id = \"eager\", version = 1, title = \"Eager\",\n"
+    "  course = { weeks = 2 },\n"
+    "  interval = { min_hours = 24, target_hours = 24,"
+    " miss_after_hours = 36 },\n"
+    "  pressure = { levels = { \"light\" } },\n"
+    "  steps = { \"Glide lightly.\" },\n"
+    "  on = {\n"
+    "    session_due = function(ctx, ev)\n"
+    "      ctx.schedule{ hours = 24, at = \"exact\" }\n"
+    "    end,\n"
+    "  },\n"
+    "}\n";
+
+/* The number of the patient's open session, 0 if none. */
+static int
+open_session(struct world *w, const char *chat)
+{
+	struct store_patient	pt;
+	struct store_enrolment	en;
+	struct store_session	ss;
+	int			has_en, n = 0;
+
+	memset(&en, 0, sizeof en);
+	if (store_patient_find_current(w->st, AD, chat, &pt, &en,
+	    &has_en) == 0 && has_en &&
+	    store_session_open(w->st, en.id, &ss) == 0)
+		n = ss.number;
+	store_enrolment_clear(&en);
+	return n;
+}
+
+static void
+test_missed_job_of_closed_session(void)
+{
+	struct world	w;
+	char		path[160];
+
+	snprintf(path, sizeof path, "%s/eager.lua", test_dir);
+	test_write_file(path, eager_text);
+	clock_init(CLOCK_MANUAL, T0);
+	if (world_open_with(&w, ":memory:", path) != 0)
+		return;
+	enrol(&w, "1", T0);
+	CHECK_INT(engine_run_due(w.e, T0 + 10 * HOUR), 1);	/* 1 opens */
+	CHECK_INT(open_session(&w, "1"), 1);
+	/* 2 comes due and closes 1 as missed; 1's missed job (due at
+	 * T0 + 46 h, put off by quiet hours to 08:00) must leave 2 open. */
+	CHECK_INT(engine_run_due(w.e, T0 + 34 * HOUR), 1);
+	CHECK_INT(open_session(&w, "1"), 1);	/* number 1 again: none done */
+	CHECK(engine_run_due(w.e, T0 + 49 * HOUR) >= 0);
+	CHECK_INT(open_session(&w, "1"), 1);
+	world_close(&w);
+	unlink(path);
+}
+
 /* A job whose patient is gone is closed, not taken again forever. */
 static void
 test_orphan_job(void)
@@ -817,6 +886,7 @@ main(void)
 	TEST(test_min_interval);
 	TEST(test_restart);
 	TEST(test_overdue_in_quiet_hours);
+	TEST(test_missed_job_of_closed_session);
 	TEST(test_orphan_job);
 	TEST(test_commands_without_patient);
 	rc = TEST_END();

@@ -798,6 +798,74 @@ test_jobs_cancel2(void)
 	store_close(s);
 }
 
+/* Is job `id` of the store at `path` in `status`? */
+static int
+job_is(const char *path, int64_t id, const char *status)
+{
+	char	sql[128];
+
+	snprintf(sql, sizeof sql, "SELECT status = '%s' FROM jobs WHERE id = %lld",
+	    status, (long long)id);
+	return raw_int(path, sql);
+}
+
+/*
+ * Failed jobs come back at a reload, except where a pending job already
+ * does their work: a session planned since the failure, the same
+ * questionnaire asked again, the newer of two failed twins. Courses on
+ * other protocols, and ended ones, keep theirs failed.
+ */
+static void
+test_jobs_retry(void)
+{
+	char			 path[128], *cause = NULL;
+	struct store		*s = NULL;
+	struct store_patient	 p;
+	struct store_enrolment	 e;
+	int64_t			 n, old, newer, ask, twin1, twin2, other;
+
+	path_in_dir(path, sizeof path, "retry.db");
+	CHECK_INT(store_open(&s, path, &cause), 0);
+	if (s == NULL)
+		return;
+	new_patient(s, &p, "1");
+	memset(&e, 0, sizeof e);
+	e.patient_id = p.id;
+	snprintf(e.protocol, sizeof e.protocol, "mini");
+	snprintf(e.status, sizeof e.status, ENROL_ACTIVE);
+	CHECK_INT(store_enrolment_insert(s, &e), 0);		/* 1 */
+	e.id = 0;
+	snprintf(e.protocol, sizeof e.protocol, "other");
+	CHECK_INT(store_enrolment_insert(s, &e), 0);		/* 2 */
+
+	old = add_job(s, 1, "session", 100);
+	CHECK_INT(store_job_close(s, old, "failed", "boom", 100), 0);
+	newer = add_job(s, 1, "session", 500);			/* planned since */
+	ask = add_job(s, 1, "ask", 200);
+	CHECK_INT(store_job_close(s, ask, "failed", "boom", 200), 0);
+	twin1 = add_job(s, 1, "missed", 210);
+	CHECK_INT(store_job_close(s, twin1, "failed", "boom", 210), 0);
+	twin2 = add_job(s, 1, "missed", 220);
+	CHECK_INT(store_job_close(s, twin2, "failed", "boom", 220), 0);
+	other = add_job(s, 2, "session", 230);
+	CHECK_INT(store_job_close(s, other, "failed", "boom", 230), 0);
+
+	CHECK_INT(store_job_retry_failed(s, "mini", 300, &n), 0);
+	CHECK_INT(n, 2);				/* ask, twin2 */
+	/* Nothing is left to retry. */
+	CHECK_INT(store_job_retry_failed(s, "mini", 400, &n), 0);
+	CHECK_INT(n, 0);
+	store_close(s);
+	CHECK_INT(job_is(path, old, "superseded"), 1);
+	CHECK_INT(job_is(path, newer, "pending"), 1);
+	CHECK_INT(job_is(path, ask, "pending"), 1);
+	CHECK_INT(job_is(path, twin1, "superseded"), 1);
+	CHECK_INT(job_is(path, twin2, "pending"), 1);
+	CHECK_INT(job_is(path, other, "failed"), 1);
+	CHECK_INT(raw_int(path, "SELECT due_at FROM jobs WHERE id = 3"), 300);
+	db_unlink(path);
+}
+
 /* ---- transactions ------------------------------------------------- */
 
 static void
@@ -948,6 +1016,7 @@ main(void)
 	TEST(test_jobs_pending_earliest);
 	TEST(test_jobs_plan);
 	TEST(test_jobs_cancel2);
+	TEST(test_jobs_retry);
 	TEST(test_savepoint);
 	TEST(test_rollback);
 	TEST(test_rollback_file);
