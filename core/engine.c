@@ -752,13 +752,15 @@ engine_clinician_alert(struct engine_op *op, const char *key)
 
 /*
  * The protocol failed: its work is already undone (savepoint). Record why
- * with the event, log it without patient data, and send the patient the
- * holding message so they are not left waiting in silence.
+ * with the event, log it without patient data, and tell whoever waits:
+ * the patient who wrote, the patient whose planned step did not come, or
+ * (for "clear") the clinician, whose reply says so.
  */
 static void
 engine_op_failed(struct engine_op *op, const char *what, int64_t id)
 {
 	struct engine	*e = op->e;
+	int		 job = strcmp(what, "job") == 0;
 
 	e->stats.lua_errors++;
 	log_error("event=protocol_error protocol=%s patient=%lld %s=%lld "
@@ -766,12 +768,13 @@ engine_op_failed(struct engine_op *op, const char *what, int64_t id)
 	    what, (long long)id, log_q(op->error));
 	/* Everyone who wrote hears back, a newcomer too: engine_inbound()
 	 * fills in where a message came from before the patient exists. As a
-	 * `message` event too, so simulate shows it. */
-	if (op->pt.chat[0] != '\0')
-		engine_say(op, "holding", NULL);
+	 * `message` event too, so simulate shows it. A patient who said
+	 * nothing is not thanked for it: they hear that their plan waits. */
+	if (strcmp(what, "clear") != 0 && op->pt.chat[0] != '\0')
+		engine_say(op, job ? "holding_job" : "holding", NULL);
 	/* A failed job stalls the course until the protocol is fixed and
 	 * reloaded: the clinician must know, not only the log. */
-	if (op->has_pt && strcmp(what, "job") == 0)
+	if (op->has_pt && job)
 		engine_clinician_alert(op, "protocol_failed");
 }
 
@@ -1028,7 +1031,7 @@ engine_clear(struct engine *e, const char *adapter, const char *chat,
     int64_t now)
 {
 	struct engine_op	 op = { .e = e, .now = now };
-	int			 rc;
+	int			 rc, failed;
 
 	if (store_begin(e->st) != 0)
 		return -1;
@@ -1052,9 +1055,10 @@ engine_clear(struct engine *e, const char *adapter, const char *chat,
 		engine_op_clear(&op);
 		return rc;
 	}
+	failed = rc == ENGINE_EPROTO;
 	rc = engine_finish_tx(e, rc);
 	engine_op_clear(&op);
-	return rc;
+	return rc == 0 && failed ? 2 : rc;
 }
 
 /* The clinician's reply `key` about patient `id`, in the config language. */
@@ -1103,7 +1107,8 @@ engine_clear_command(struct engine *e, const char *arg, int64_t now,
 		return -1;
 	log_info("event=clinician_clear patient=%lld changed=%d", id, rc == 0);
 	*reply = engine_clear_reply(e, rc == 0 ? "clinician_clear_done" :
-	    "clinician_clear_not_held", id);
+	    rc == 2 ? "clinician_clear_failed" : "clinician_clear_not_held",
+	    id);
 	return 0;
 }
 

@@ -137,14 +137,16 @@ int	engine_unreachable(struct engine *e, const char *adapter,
 /* The clinician lifts a clinical hold (ctx.pause, e.g. after clearing a
  * relative contraindication): the course goes on and the protocol's
  * `resumed` handler runs with ev.by = "clinician". Returns 0, 1 if the
- * patient is unknown or not on hold (nothing changed), or -1. */
+ * patient is unknown or not on hold (nothing changed), 2 if their protocol
+ * is not loaded or its handler failed (logged; the hold stays), or -1. */
 int	engine_clear(struct engine *e, const char *adapter, const char *chat,
 	    int64_t now);
 /* A clinician's "/clear <patient number>" from an adapter's clinician chat
  * or room: `arg` is what follows the command ("12" or "#12"). Lifts that
  * patient's hold with engine_clear() (which commits on its own) and sets
  * *reply to what to tell the clinician, in the configured language: how to
- * use it, no such patient, hold lifted, or not on hold. The caller queues
+ * use it, no such patient, hold lifted, not on hold, or the protocol
+ * failed and the hold stays. The caller queues
  * it and frees it. 0, or -1 on a database error (*reply NULL). */
 int	engine_clear_command(struct engine *e, const char *arg, int64_t now,
 	    char **reply);

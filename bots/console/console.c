@@ -219,9 +219,16 @@ console_line(struct console *c, char *line)
 	}
 	if (strcmp(line, "/clinic clear") == 0) {
 		/* The console plays the clinician too: lift a clinical hold. */
-		if (engine_clear(c->e, CONSOLE_ADAPTER, CONSOLE_CHAT,
-		    clock_now()) == 1)
+		switch (engine_clear(c->e, CONSOLE_ADAPTER, CONSOLE_CHAT,
+		    clock_now())) {
+		case 1:
 			printf("-- the patient is not on hold\n");
+			break;
+		case 2:
+			printf("-- the protocol failed (see the log): "
+			    "the hold stays\n");
+			break;
+		}
 		console_flush(c);
 		sched_kick(c->s);
 		return;

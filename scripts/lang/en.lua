@@ -73,6 +73,7 @@ return {
   erased = "Done: everything I had stored about you has been deleted. If you write again, I'll treat you as someone new.",
 
   holding = "Thanks, I've saved that. Something went wrong on my side, so your clinic's team will look into it. If you feel worse, please contact your clinic directly.",
+  holding_job = "Your treatment plan is held up by a problem on my side, and your clinic's team has been told. Please wait for my next message before your next session. If you feel worse, please contact your clinic directly.",
   protocol_failed = "Patient #{patient}: the protocol {protocol} failed on a scheduled step, so their course is stalled. The error is in the log; it runs again once the protocol is fixed and reloaded.",
   escalation = "Patient #{patient} ({protocol}, day {day}): {reason}",
 
@@ -81,6 +82,7 @@ return {
   clinician_clear_usage = "Usage: /clear <patient number>, as in the alerts (e.g. /clear 12).",
   clinician_clear_unknown = "There is no patient #{patient}.",
   clinician_clear_done = "Patient #{patient}: hold lifted; the course goes on.",
+  clinician_clear_failed = "Patient #{patient}: their protocol failed, so the hold stays. The error is in the log; send /clear again once the protocol is fixed and reloaded.",
   clinician_clear_not_held = "Patient #{patient} is not on hold: nothing changed.",
   summary = [[Daily summary for {day}
 Patients on an active course: {active}

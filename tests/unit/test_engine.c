@@ -814,6 +814,53 @@ test_missed_job_of_closed_session(void)
 	unlink(path);
 }
 
+/*
+ * A protocol whose screening-free enrolment puts the patient on a clinical
+ * hold, and whose `resumed` handler fails: the clinician's /clear must say
+ * the hold stays (it said "hold lifted"), and the patient hears nothing.
+ */
+static const char *hold_text =
+    "return {\n"
+    "  id = \"holdy\", version = 1, title = \"Holdy\",\n"
+    "  course = { weeks = 2 },\n"
+    "  interval = { min_hours = 48 },\n"
+    "  pressure = { levels = { \"light\" } },\n"
+    "  steps = { \"Glide lightly.\" },\n"
+    "  on = {\n"
+    "    enrolled = function(ctx, ev)\n"
+    "      ctx.pause{ reason = \"needs clearance\" }\n"
+    "    end,\n"
+    "    resumed = function(ctx, ev) error(\"broken resume\") end,\n"
+    "  },\n"
+    "}\n";
+
+static void
+test_clear_failed(void)
+{
+	struct world	 w;
+	struct sent	 s = { 0 };
+	char		 path[160], *reply = NULL;
+
+	snprintf(path, sizeof path, "%s/holdy.lua", test_dir);
+	test_write_file(path, hold_text);
+	clock_init(CLOCK_MANUAL, T0);
+	if (world_open_with(&w, ":memory:", path) != 0)
+		return;
+	enrol(&w, "1", T0);
+	CHECK_INT(engine_clear_command(w.e, "1", T0 + HOUR, &reply), 0);
+	CHECK(reply != NULL && strstr(reply, "the hold stays") != NULL);
+	free(reply);
+	CHECK_INT(drain(&w, T0 + HOUR, &s), 0);		/* nothing to them */
+	/* Still on hold: a second try fails the same way. */
+	CHECK_INT(engine_clear(w.e, AD, "1", T0 + 2 * HOUR), 2);
+	CHECK_INT(say(&w, "1", "/resume", T0 + 2 * HOUR), 0);
+	drain(&w, T0 + 2 * HOUR, &s);
+	CHECK(s.n == 1 && strstr(s.body[0], "clinic") != NULL);
+	sent_clear(&s);
+	world_close(&w);
+	unlink(path);
+}
+
 /* A job whose patient is gone is closed, not taken again forever. */
 static void
 test_orphan_job(void)
@@ -887,6 +934,7 @@ main(void)
 	TEST(test_restart);
 	TEST(test_overdue_in_quiet_hours);
 	TEST(test_missed_job_of_closed_session);
+	TEST(test_clear_failed);
 	TEST(test_orphan_job);
 	TEST(test_commands_without_patient);
 	rc = TEST_END();

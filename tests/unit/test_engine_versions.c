@@ -620,6 +620,11 @@ test_retry_at_start(void)
 		return;
 	enrol(&w, "a", T0);
 	CHECK(engine_run_due(w.e, T0 + 2 * 86400) >= 1);
+	/* The patient said nothing: not thanked, told their plan waits. */
+	got = drain(&w, "a", T0 + 2 * 86400);
+	CHECK(strstr(got, "held up") != NULL);
+	CHECK(strstr(got, "saved that") == NULL);
+	free(got);
 	world_close(&w);
 	CHECK_INT(raw_int(db, "SELECT count(*) FROM jobs WHERE kind = "
 	    "'session' AND status = 'failed'"), 1);
