@@ -150,9 +150,10 @@ tz_offset(int64_t t)
 }
 
 /*
- * The one instant for wall time `w` (local fields read as if UTC) in the
- * current zone: if it occurs twice (fold), the earlier; if not at all (gap),
- * the first instant after the gap.
+ * The instant for wall time `w` (local fields read as if UTC) in the current
+ * zone: if it occurs twice (fold), the earlier one not before `not_before`,
+ * failing that the earlier one; if not at all (gap), the first instant after
+ * the gap.
  *
  * Rather than trust mktime()'s tm_isdst = -1 guess, which differs between C
  * libraries exactly on these edge cases, try t = w - offset for each offset
@@ -161,9 +162,9 @@ tz_offset(int64_t t)
  * only one; the tz database has no zone with two within a day.
  */
 static int64_t
-tz_resolve_wall(int64_t w)
+tz_resolve_wall(int64_t w, int64_t not_before)
 {
-	int64_t	offs[3], lo, hi, mid, t, best = INT64_MAX;
+	int64_t	offs[3], lo, hi, mid, t, best = INT64_MAX, after = INT64_MAX;
 	int	i;
 
 	offs[0] = tz_offset(w - 86400);
@@ -171,9 +172,15 @@ tz_resolve_wall(int64_t w)
 	offs[2] = tz_offset(w + 86400);
 	for (i = 0; i < 3; i++) {
 		t = w - offs[i];
-		if (tz_wall(t) == w && t < best)
+		if (tz_wall(t) != w)
+			continue;
+		if (t < best)
 			best = t;
+		if (t >= not_before && t < after)
+			after = t;
 	}
+	if (after != INT64_MAX)
+		return after;
 	if (best != INT64_MAX)
 		return best;
 
@@ -203,21 +210,20 @@ tz_resolve_wall(int64_t w)
 }
 
 /*
- * Each local day yields exactly one instant for `minute`, even on a fold day:
- * a scheduler asking again from just after the first 02:30 gets tomorrow's,
- * never the repeated 02:30, so nobody is reminded twice in an hour.
+ * tz_next_minute() in the current zone. Without `repeat` each local day
+ * yields exactly one instant for `minute`, even on a fold day: a scheduler
+ * asking again from just after the first 02:30 gets tomorrow's, never the
+ * repeated 02:30, so nobody is reminded twice in an hour. With `repeat` the
+ * repeated one counts: quiet hours ending at 02:30 end there too.
  */
-int64_t
-tz_next_minute(const char *zone, int64_t not_before, int minute)
+static int64_t
+tz_next(int64_t not_before, int minute, int repeat)
 {
 	time_t		tt = (time_t)not_before;
 	struct tm	tm, day;
 	int64_t		t;
 	int		d;
 
-	if (minute < 0 || minute > 1439)
-		return -EINVAL;
-	tz_use_or_utc(zone);
 	if (localtime_r(&tt, &tm) == NULL)
 		return -EINVAL;
 
@@ -232,11 +238,21 @@ tz_next_minute(const char *zone, int64_t not_before, int minute)
 		day.tm_mday = tm.tm_mday + d;	/* timegm() normalises */
 		day.tm_hour = minute / 60;
 		day.tm_min = minute % 60;
-		t = tz_resolve_wall((int64_t)timegm(&day));
+		t = tz_resolve_wall((int64_t)timegm(&day),
+		    repeat ? not_before : INT64_MIN);
 		if (t >= not_before)
 			return t;
 	}
 	return not_before;
+}
+
+int64_t
+tz_next_minute(const char *zone, int64_t not_before, int minute)
+{
+	if (minute < 0 || minute > 1439)
+		return -EINVAL;
+	tz_use_or_utc(zone);
+	return tz_next(not_before, minute, 0);
 }
 
 int
@@ -251,22 +267,46 @@ tz_minute_of_day(const char *zone, int64_t t)
 	return tm.tm_hour * 60 + tm.tm_min;
 }
 
+/* 1 if `t` is inside quiet hours [from, to) in the current zone. */
+static int
+tz_quiet(int64_t t, int from, int to)
+{
+	time_t		tt = (time_t)t;
+	struct tm	tm;
+	int		m;
+
+	if (localtime_r(&tt, &tm) == NULL)
+		return 0;
+	m = tm.tm_hour * 60 + tm.tm_min;
+	if (from < to)
+		return m >= from && m < to;
+	return m >= from || m < to;
+}
+
 int64_t
 tz_after_quiet(const char *zone, int64_t t, int from, int to)
 {
-	int	m, inside;
+	int64_t	u = t, n;
+	int	i;
 
 	if (from == to || from < 0 || from > 1439 || to < 0 || to > 1439)
 		return t;
-	m = tz_minute_of_day(zone, t);
-	if (from < to)
-		inside = m >= from && m < to;
-	else
-		inside = m >= from || m < to;
-	if (!inside)
-		return t;
-	/* m != to inside the window, so this is the end, not the start. */
-	return tz_next_minute(zone, t, to);
+	tz_use_or_utc(zone);
+
+	/*
+	 * Quiet hours end when the clock next reads `to`, or where a gap skips
+	 * it, just after the gap. That instant can be quiet again: Samoa went
+	 * from 29 December 2011 23:59:59 straight to the 31st 00:00, inside
+	 * 21:00-08:00. So check again; a few rounds do, as only a gap lands
+	 * inside and the tz database has no two within a day.
+	 */
+	for (i = 0; i < 4 && tz_quiet(u, from, to); i++) {
+		/* u is quiet, so its minute is not `to`: the end is later. */
+		if ((n = tz_next(u + 1, to, 1)) <= u)
+			break;
+		u = n;
+	}
+	return u;
 }
 
 int

@@ -30,7 +30,12 @@ int	tz_minute_of_day(const char *zone, int64_t t);
 
 /* Quiet hours [from, to) in local minutes; from > to wraps midnight
  * (21:00-08:00). from == to means no quiet hours. If `t` falls inside them,
- * returns the instant they end; otherwise `t`. */
+ * returns the instant they end, never inside them; otherwise `t`. They end
+ * when the clock next reads `to`, a fold's repeat included (from the second
+ * 01:15, at the second 01:30, not tomorrow's), or where a gap skips `to`, just
+ * after the gap unless that is quiet too (Samoa skipped 30 December 2011:
+ * 21:00-08:00 ends at 08:00 on the 31st). A clock set back out of the window
+ * (Cairo, 24:00 to 23:00, quiet from 23:30) does not end them early. */
 int64_t	tz_after_quiet(const char *zone, int64_t t, int from, int to);
 
 /* Parses "HH:MM" (00:00..23:59) into a minute of day; -1 if malformed. */

@@ -354,6 +354,85 @@ test_quiet(void)
 	    at("2026-03-03T08:00:00Z"));
 }
 
+/*
+ * Quiet hours that end inside the repeated hour: after the first 01:30 the
+ * clock reads 01:00-01:29 again, quiet once more, and that stretch ends at
+ * the second 01:30, not at 01:30 the next night.
+ */
+static void
+test_quiet_fold(void)
+{
+	const char	*z = "America/New_York";
+	int		 from = hhmm(21, 0), to = hhmm(1, 30);
+	int64_t		 t;
+
+	/* 2026-11-01: 02:00 EDT falls back to 01:00 EST (06:00Z). */
+	t = at("2026-10-31T23:00:00-04:00");
+	CHECK_INT(tz_after_quiet(z, t, from, to), at("2026-11-01T05:30:00Z"));
+	t = at("2026-11-01T01:15:00-04:00");		/* first pass */
+	CHECK_INT(tz_after_quiet(z, t, from, to), at("2026-11-01T05:30:00Z"));
+	t = at("2026-11-01T01:45:00-04:00");		/* between the two */
+	CHECK_INT(tz_after_quiet(z, t, from, to), t);
+	t = at("2026-11-01T01:00:00-05:00");		/* second pass */
+	CHECK_INT(tz_after_quiet(z, t, from, to), at("2026-11-01T06:30:00Z"));
+	t = at("2026-11-01T01:15:00-05:00");
+	CHECK_INT(tz_after_quiet(z, t, from, to), at("2026-11-01T06:30:00Z"));
+	t = at("2026-11-01T01:29:59-05:00");
+	CHECK_INT(tz_after_quiet(z, t, from, to), at("2026-11-01T06:30:00Z"));
+	/* A window that does not wrap, in another zone: London, 25 October. */
+	t = at("2026-10-25T01:10:00+00:00");		/* second pass, GMT */
+	CHECK_INT(tz_after_quiet("Europe/London", t, hhmm(0, 30), hhmm(1, 30)),
+	    at("2026-10-25T01:30:00+00:00"));
+	/* tz_next_minute() itself still gives one instant a day. */
+	CHECK_INT(tz_next_minute(z, at("2026-11-01T01:15:00-05:00"), to),
+	    at("2026-11-02T01:30:00-05:00"));
+}
+
+/*
+ * Where the end of quiet hours is skipped, the clock lands after the gap;
+ * that instant may still be quiet and must be checked again.
+ */
+static void
+test_quiet_gap(void)
+{
+	const char	*z = "Pacific/Apia";
+	int		 from = hhmm(21, 0), to = hhmm(8, 0);
+	int64_t		 t, end;
+
+	if (!tz_valid(z)) {
+		fprintf(stderr, "skip: no Pacific/Apia\n");
+		return;
+	}
+	/* 2011-12-29 23:59:59 -10 is followed by 2011-12-31 00:00:00 +14. */
+	t = at("2011-12-29T22:00:00-10:00");
+	end = tz_after_quiet(z, t, from, to);
+	CHECK_INT(end, at("2011-12-31T08:00:00+14:00"));
+	CHECK_INT(tz_minute_of_day(z, end), hhmm(8, 0));
+	t = at("2011-12-29T23:59:59-10:00");
+	CHECK_INT(tz_after_quiet(z, t, from, to),
+	    at("2011-12-31T08:00:00+14:00"));
+	/* From just after the jump, too. */
+	t = at("2011-12-31T00:00:00+14:00");
+	CHECK_INT(tz_after_quiet(z, t, from, to),
+	    at("2011-12-31T08:00:00+14:00"));
+	/* The day before, nothing unusual. */
+	t = at("2011-12-28T22:00:00-10:00");
+	CHECK_INT(tz_after_quiet(z, t, from, to),
+	    at("2011-12-29T08:00:00-10:00"));
+
+	/*
+	 * An ordinary DST gap does the same to a window that covers all but
+	 * 02:30-02:45: Berlin, 2026-03-29, 02:00 CET jumps to 03:00 CEST, and
+	 * 03:00 is quiet again. The first non-quiet minute is a day later.
+	 */
+	t = at("2026-03-29T01:30:00+01:00");
+	end = tz_after_quiet("Europe/Berlin", t, hhmm(2, 45), hhmm(2, 30));
+	CHECK_INT(end, at("2026-03-30T02:30:00+02:00"));
+	t = at("2026-03-29T03:00:00+02:00");
+	CHECK_INT(tz_after_quiet("Europe/Berlin", t, hhmm(2, 45), hhmm(2, 30)),
+	    at("2026-03-30T02:30:00+02:00"));
+}
+
 static void
 test_hhmm(void)
 {
@@ -391,6 +470,8 @@ main(void)
 	TEST(test_next_new_york);
 	TEST(test_next_lord_howe);
 	TEST(test_quiet);
+	TEST(test_quiet_fold);
+	TEST(test_quiet_gap);
 	TEST(test_hhmm);
 	return TEST_END();
 }
