@@ -875,6 +875,28 @@ engine_msg_handle(struct engine_op *op, void *arg)
 	return rc;
 }
 
+/*
+ * Whether the message can be handled while the patient's protocol is
+ * missing (not loaded, or their version's source lost): /stop, /erase and
+ * the answers to their confirmations are the engine's own, and a patient
+ * must be able to leave or be forgotten whatever state the clinic's files
+ * are in. Everything else waits for the protocol.
+ */
+static int
+engine_msg_needs_protocol(const struct engine_op *op, const char *text)
+{
+	char	name[16];
+
+	if (!op->has_pt)
+		return 1;
+	if (engine_is_command(text)) {
+		engine_command_name(text, name, sizeof name);
+		return strcmp(name, "stop") != 0 && strcmp(name, "erase") != 0;
+	}
+	return strcmp(op->pt.ask_q, "stop") != 0 &&
+	    strcmp(op->pt.ask_q, "erase") != 0;
+}
+
 /* Writes the adapter's cursor in its own transaction, for an update the
  * engine did not take (seen before, or nothing for a patient). */
 int
@@ -941,6 +963,15 @@ engine_inbound_text(struct engine *e, const char *adapter, const char *chat,
 		snprintf(op.pt.lang, sizeof op.pt.lang, "%s", e->cfg->language);
 	}
 	rc = engine_op_protocol(&op);
+	if (rc == ENGINE_EPROTO && !engine_msg_needs_protocol(&op, text)) {
+		log_warn("event=protocol_missing protocol=%s patient=%lld "
+		    "error=%s handled=without", op.en.protocol,
+		    (long long)op.pt.id, log_q(op.error));
+		free(op.error);
+		op.error = NULL;
+		op.p = NULL;
+		rc = 0;
+	}
 	if (rc == 0)
 		rc = engine_op_guarded(&op, engine_msg_handle, &m);
 	/* The row went in as "done"; only a failure changes it. */

@@ -311,6 +311,11 @@ engine_ask_cancelled(struct engine_op *op, const char *key)
 		return 0;
 	snprintf(id, sizeof id, "%s", op->pt.ask_prev);
 	op->pt.ask_prev[0] = '\0';
+	/* Answered while the protocol is missing (engine_inbound): its
+	 * questionnaire is asked by a job, which waits for the protocol
+	 * (failed, then retried when it loads). */
+	if (engine_ask_find(op, id) == NULL && op->p == NULL)
+		return engine_job(op, "ask", id, op->now);
 	return engine_ask(op, id);
 }
 

@@ -414,21 +414,17 @@ engine_erase(struct engine_op *op)
 
 /* ---- dispatch ----------------------------------------------------- */
 
-int
-engine_command(struct engine_op *op, const char *adapter, const char *chat,
-    const char *text)
+const char *
+engine_command_name(const char *text, char *name, size_t size)
 {
-	char		 name[16];
 	const char	*arg;
 	size_t		 n = 0;
 
-	(void)adapter;
-	(void)chat;
 	while (isspace((unsigned char)*text))
 		text++;
 	text++;
 	/* "/done@strigil_bot" on Telegram groups: the suffix names the bot. */
-	while (isalpha((unsigned char)text[n]) && n < sizeof name - 1) {
+	while (isalpha((unsigned char)text[n]) && n < size - 1) {
 		name[n] = (char)tolower((unsigned char)text[n]);
 		n++;
 	}
@@ -437,6 +433,19 @@ engine_command(struct engine_op *op, const char *adapter, const char *chat,
 		arg++;
 	while (isspace((unsigned char)*arg))
 		arg++;
+	return arg;
+}
+
+int
+engine_command(struct engine_op *op, const char *adapter, const char *chat,
+    const char *text)
+{
+	char		 name[16];
+	const char	*arg;
+
+	(void)adapter;
+	(void)chat;
+	arg = engine_command_name(text, name, sizeof name);
 	if (strcmp(name, "start") == 0)
 		return engine_cmd_start(op, arg);
 	if (!op->has_pt)

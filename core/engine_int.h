@@ -174,6 +174,9 @@ int	engine_ask_again(struct engine_op *op);
 int	engine_command(struct engine_op *op, const char *adapter,
 	    const char *chat, const char *text);
 int	engine_is_command(const char *text);
+/* The lower-case name of command `text` ("/Done@bot x" -> "done") into
+ * `name`; returns where its argument starts. */
+const char *engine_command_name(const char *text, char *name, size_t size);
 /* The patient confirmed /erase: deletes everything stored about them,
  * keeps an "erased" event with only their internal id and the time, and
  * says goodbye. The op holds no patient afterwards. */

@@ -861,6 +861,77 @@ test_clear_failed(void)
 	unlink(path);
 }
 
+/*
+ * Patients on a protocol that is no longer loaded can still /stop and
+ * /erase (they got the holding message, and nothing was done). Other
+ * messages wait for the protocol; a questionnaire the /stop interrupted is
+ * asked again by a job, which waits for it too.
+ */
+static void
+test_stop_without_protocol(void)
+{
+	struct world		w;
+	struct sent		s = { 0 };
+	struct store_patient	pt;
+	struct store_enrolment	en;
+	struct store_job	j;
+	char			path[192], other[160];
+	int			has_en;
+	int64_t			now = T0 + 40 * HOUR;
+
+	clock_init(CLOCK_MANUAL, T0);
+	db_path(path, sizeof path, "noproto.db");
+	if (world_open(&w, path) != 0)
+		return;
+	enrol(&w, "1", T0);
+	enrol(&w, "2", T0);
+	enrol(&w, "3", T0);
+	/* 3 is in the middle of a check-in (mini asks none itself). */
+	CHECK_INT(store_patient_find(w.st, AD, "3", &pt), 0);
+	snprintf(pt.ask_q, sizeof pt.ask_q, "checkin");
+	CHECK_INT(store_patient_update(w.st, &pt), 0);
+	world_close(&w);
+
+	/* Only another protocol is loaded now. */
+	snprintf(other, sizeof other, "%s/eager.lua", test_dir);
+	test_write_file(other, eager_text);
+	if (world_open_with(&w, path, other) != 0)
+		return;
+	CHECK_INT(say(&w, "1", "/progress", now), 0);
+	drain(&w, now, &s);
+	CHECK(s.n == 1 && sent_has(&s, "Something went wrong"));
+	CHECK_INT(say(&w, "1", "/stop", now), 0);
+	CHECK_INT(say(&w, "1", "yes", now), 0);
+	drain(&w, now, &s);
+	CHECK(sent_has(&s, "end your course") && sent_has(&s, "has ended"));
+	memset(&en, 0, sizeof en);
+	CHECK_INT(store_patient_find_current(w.st, AD, "1", &pt, &en, &has_en),
+	    0);
+	CHECK_STR(en.status, "stopped");
+	store_enrolment_clear(&en);
+
+	CHECK_INT(say(&w, "2", "/erase", now), 0);
+	CHECK_INT(say(&w, "2", "yes", now), 0);
+	drain(&w, now, &s);
+	CHECK(sent_has(&s, "has been deleted"));
+	CHECK_INT(store_patient_find(w.st, AD, "2", &pt), STORE_NOTFOUND);
+
+	CHECK_INT(say(&w, "3", "/stop", now), 0);
+	CHECK_INT(say(&w, "3", "no", now), 0);
+	drain(&w, now, &s);
+	CHECK(sent_has(&s, "carries on"));
+	memset(&en, 0, sizeof en);
+	CHECK_INT(store_patient_find_current(w.st, AD, "3", &pt, &en, &has_en),
+	    0);
+	CHECK_STR(en.status, "active");
+	CHECK_INT(store_job_pending(w.st, en.id, "ask", &j), 0);
+	CHECK_STR(j.arg, "checkin");
+	store_enrolment_clear(&en);
+	world_close(&w);
+	unlink(other);
+	db_unlink(path);
+}
+
 /* A job whose patient is gone is closed, not taken again forever. */
 static void
 test_orphan_job(void)
@@ -935,6 +1006,7 @@ main(void)
 	TEST(test_overdue_in_quiet_hours);
 	TEST(test_missed_job_of_closed_session);
 	TEST(test_clear_failed);
+	TEST(test_stop_without_protocol);
 	TEST(test_orphan_job);
 	TEST(test_commands_without_patient);
 	rc = TEST_END();
