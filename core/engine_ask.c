@@ -277,6 +277,8 @@ engine_ask_setup_done(struct engine_op *op, cJSON *answers)
 	char	*body;
 
 	if (!cJSON_IsTrue(consent)) {
+		if (engine_invite_give_back(op) != 0)
+			return -1;
 		snprintf(op->en.status, sizeof op->en.status, ENROL_STOPPED);
 		op->en.ended_at = op->now;
 		op->pt.consent = 0;
@@ -324,6 +326,8 @@ engine_ask_stop_done(struct engine_op *op, cJSON *answers)
 {
 	if (!cJSON_IsTrue(cJSON_GetObjectItem(answers, "confirm")))
 		return engine_ask_cancelled(op, "stop_cancelled");
+	if (engine_invite_give_back(op) != 0)
+		return -1;
 	op->pt.ask_prev[0] = '\0';
 	snprintf(op->en.status, sizeof op->en.status, ENROL_STOPPED);
 	op->en.ended_at = op->now;

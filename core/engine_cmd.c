@@ -197,6 +197,20 @@ engine_cmd_start_invite(struct engine_op *op, const char *arg)
 	return store_enrolment_set_invite(op->e->st, op->en.id, code);
 }
 
+/*
+ * A course that ends in its setup (consent declined, /stop or /erase
+ * before it was given) gives back the use its invite took: else a
+ * single-use code would be spent on a "no", and the patient who changes
+ * their mind could not start again with the link they were given.
+ */
+int
+engine_invite_give_back(struct engine_op *op)
+{
+	if (!op->has_en || strcmp(op->en.status, ENROL_SETUP) != 0)
+		return 0;
+	return store_invite_give_back(op->e->st, op->en.id);
+}
+
 static int
 engine_cmd_start(struct engine_op *op, const char *arg)
 {
@@ -396,6 +410,8 @@ engine_erase(struct engine_op *op)
 	int64_t		 id = op->pt.id;
 	int		 rc;
 
+	if (engine_invite_give_back(op) != 0)
+		return -1;
 	if (store_patient_erase(st, id, op->pt.adapter, op->pt.chat,
 	    op->now) != 0 ||
 	    store_event_insert(st, id, 0, op->now, "erased", NULL) != 0)

@@ -176,6 +176,8 @@ int	engine_command(struct engine_op *op, const char *adapter,
 int	engine_is_command(const char *text);
 /* The lower-case name of command `text` ("/Done@bot x" -> "done") into
  * `name`; returns where its argument starts. */
+/* An enrolment ended in setup gives its invite's use back (0 or -1). */
+int	engine_invite_give_back(struct engine_op *op);
 const char *engine_command_name(const char *text, char *name, size_t size);
 /* The patient confirmed /erase: deletes everything stored about them,
  * keeps an "erased" event with only their internal id and the time, and

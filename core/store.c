@@ -180,6 +180,9 @@ static const char *store_sql_text[SQL_COUNT] = {
 	[SQL_INVITE_CONSUME] = "UPDATE invites SET uses_left = CASE"
 	    " WHEN uses_left < 0 THEN uses_left ELSE uses_left - 1 END"
 	    " WHERE code = ?1 AND expires_at > ?2 AND uses_left != 0",
+	[SQL_INVITE_GIVE_BACK] = "UPDATE invites SET uses_left = uses_left + 1"
+	    " WHERE uses_left >= 0 AND code = (SELECT invite FROM enrolments"
+	    " WHERE id = ?1)",
 	[SQL_ENROL_INVITE] = "UPDATE enrolments SET invite = ?2 WHERE id = ?1",
 	[SQL_KV_GET] = "SELECT value FROM kv WHERE key = ?1",
 	[SQL_KV_SET] = "INSERT INTO kv (key, value, updated_at)"

@@ -336,6 +336,8 @@ int	store_invite_insert(struct store *s, const struct store_invite *inv);
 int	store_invite_get(struct store *s, const char *code,
 	    struct store_invite *inv);
 int	store_invite_consume(struct store *s, const char *code, int64_t now);
+/* Gives back the use the invite of enrolment `id` took (none: nothing). */
+int	store_invite_give_back(struct store *s, int64_t enrolment_id);
 /* Records the invite code an enrolment was made with. */
 int	store_enrolment_set_invite(struct store *s, int64_t id,
 	    const char *code);

@@ -230,6 +230,17 @@ store_invite_consume(struct store *s, const char *code, int64_t now)
 }
 
 int
+store_invite_give_back(struct store *s, int64_t enrolment_id)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_INVITE_GIVE_BACK);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, enrolment_id);
+	return store_exec(s, st, "invite_give_back");
+}
+
+int
 store_enrolment_set_invite(struct store *s, int64_t id, const char *code)
 {
 	sqlite3_stmt	*st = store_stmt(s, SQL_ENROL_INVITE);

@@ -5,7 +5,8 @@
  * once and is refused the second time; expiry in virtual time; an unlimited
  * code; codes of the wrong form; the course records its code; a patient
  * already enrolled does not use one up; a code whose protocol is not loaded
- * enrols nobody, says so and keeps its use.
+ * enrols nobody, says so and keeps its use; a course that ends in its
+ * setup gives the use back.
  *
  * Two protocols are loaded, "mini" first (the default) and "other", so an
  * enrolment through a code shows in the welcome's title.
@@ -235,6 +236,51 @@ test_single_use(void)
 	world_close(&w);
 }
 
+/*
+ * A course that ends before its setup is done gives the code's use back:
+ * consent declined, /stop, /erase. One set up and then stopped does not,
+ * nor does an unlimited code change.
+ */
+static void
+test_declined_gives_back(void)
+{
+	struct world	w;
+
+	clock_init(CLOCK_MANUAL, T0);
+	if (world_open(&w, "declined.db") != 0)
+		return;
+	add_invite(&w, "Once-no", "other", 1, T0 + 14 * DAY);
+	CHECK(says(&w, "1", "/start Once-no", "\"Other\""));
+	CHECK_INT(uses_left(&w, "Once-no"), 0);
+	CHECK(says(&w, "1", "no", "/start"));
+	CHECK_INT(uses_left(&w, "Once-no"), 1);
+	/* They change their mind: the same link works. */
+	CHECK(says(&w, "1", "/start Once-no", "\"Other\""));
+	CHECK_INT(uses_left(&w, "Once-no"), 0);
+	CHECK_INT(say(&w, "1", "/stop"), 0);
+	CHECK(says(&w, "1", "yes", "has ended"));
+	CHECK_INT(uses_left(&w, "Once-no"), 1);
+	CHECK(says(&w, "2", "/start Once-no", "\"Other\""));
+	CHECK_INT(say(&w, "2", "/erase"), 0);
+	CHECK(says(&w, "2", "yes", "deleted"));
+	CHECK_INT(uses_left(&w, "Once-no"), 1);
+
+	/* Set up, then stopped: the code was used. */
+	CHECK(says(&w, "3", "/start Once-no", "\"Other\""));
+	CHECK_INT(say(&w, "3", "yes"), 0);
+	CHECK_INT(say(&w, "3", "1"), 0);
+	CHECK_INT(say(&w, "3", "1"), 0);
+	CHECK_INT(say(&w, "3", "/stop"), 0);
+	CHECK(says(&w, "3", "yes", "has ended"));
+	CHECK_INT(uses_left(&w, "Once-no"), 0);
+
+	add_invite(&w, "Many", "other", -1, T0 + 14 * DAY);
+	CHECK(says(&w, "4", "/start Many", "\"Other\""));
+	CHECK(says(&w, "4", "no", "/start"));
+	CHECK_INT(uses_left(&w, "Many"), -1);
+	world_close(&w);
+}
+
 static void
 test_expiry(void)
 {
@@ -410,6 +456,7 @@ main(void)
 	TEST(test_code_new);
 	TEST(test_store_invites);
 	TEST(test_single_use);
+	TEST(test_declined_gives_back);
 	TEST(test_expiry);
 	TEST(test_unlimited);
 	TEST(test_wrong_format);
