@@ -321,6 +321,20 @@ engine_cmd_today(struct engine_op *op)
 	return engine_cmd_not_now(op);
 }
 
+/* The course's day (1, 2, ...) now, or the day it ended on: an ended
+ * course does not go on counting, and none counts past its length (the
+ * last session job ends it a little after). */
+static int64_t
+engine_cmd_day(struct engine_op *op)
+{
+	int64_t	until = op->en.ended_at != 0 ? op->en.ended_at : op->now;
+	int64_t	day = (until - op->en.enrolled_at) / 86400 + 1;
+
+	if (day > op->p->course_days)
+		day = op->p->course_days;
+	return day < 1 ? 1 : day;
+}
+
 static int
 engine_cmd_progress(struct engine_op *op)
 {
@@ -330,8 +344,7 @@ engine_cmd_progress(struct engine_op *op)
 		return engine_cmd_say(op, "not_enrolled", NULL);
 	params = cJSON_CreateObject();
 	cJSON_AddNumberToObject(params, "done", op->en.sessions_done);
-	cJSON_AddNumberToObject(params, "day",
-	    (double)((op->now - op->en.enrolled_at) / 86400 + 1));
+	cJSON_AddNumberToObject(params, "day", (double)engine_cmd_day(op));
 	cJSON_AddNumberToObject(params, "days", op->p->course_days);
 	cJSON_AddStringToObject(params, "pressure",
 	    op->p->levels[op->en.pressure]);

@@ -932,6 +932,30 @@ test_stop_without_protocol(void)
 	db_unlink(path);
 }
 
+/* /progress counts the course's days while it runs, and stops counting
+ * when it ends (it kept counting, past the course's length). */
+static void
+test_progress_days(void)
+{
+	struct world	w;
+	struct sent	s = { 0 };
+
+	clock_init(CLOCK_MANUAL, T0);
+	if (world_open(&w, ":memory:") != 0)
+		return;
+	enrol(&w, "1", T0);
+	CHECK_INT(say(&w, "1", "/progress", T0 + 3 * DAY + HOUR), 0);
+	drain(&w, T0 + 3 * DAY + HOUR, &s);
+	CHECK(sent_has(&s, "Day 4 of 14."));
+	CHECK_INT(say(&w, "1", "/stop", T0 + 4 * DAY), 0);
+	CHECK_INT(say(&w, "1", "yes", T0 + 4 * DAY), 0);
+	CHECK_INT(say(&w, "1", "/progress", T0 + 30 * DAY), 0);
+	drain(&w, T0 + 30 * DAY, &s);
+	CHECK(sent_has(&s, "Day 5 of 14.") && sent_has(&s, "stopped"));
+	sent_clear(&s);
+	world_close(&w);
+}
+
 /* A job whose patient is gone is closed, not taken again forever. */
 static void
 test_orphan_job(void)
@@ -1007,6 +1031,7 @@ main(void)
 	TEST(test_missed_job_of_closed_session);
 	TEST(test_clear_failed);
 	TEST(test_stop_without_protocol);
+	TEST(test_progress_days);
 	TEST(test_orphan_job);
 	TEST(test_commands_without_patient);
 	rc = TEST_END();
