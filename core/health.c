@@ -21,6 +21,10 @@
 #define HEALTH_SCHED_STALE_NS	(3 * (uint64_t)SCHED_MAX_SLEEP_MS * 1000000)
 /* A probe takes the write lock; one a second is plenty for a monitor. */
 #define HEALTH_PROBE_TTL_NS	1000000000ULL
+/* What /healthz says of a protocol whose last reload failed. The cause
+ * names the file (path:line) and may quote its code: the log has it, an
+ * unauthenticated endpoint does not. */
+#define HEALTH_PROTO_FAILED	"failed to load; see the log"
 
 /* Whether the database takes writes, probed at most once a TTL. */
 static int
@@ -50,9 +54,9 @@ health_protocols(cJSON *root, struct engine *e, int *failed)
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "id", ps[i].id);
 		cJSON_AddNumberToObject(o, "version", ps[i].version);
-		cJSON_AddStringToObject(o, "path", ps[i].path);
+		/* No path: file system detail is not the monitor's. */
 		if (ps[i].error != NULL) {
-			cJSON_AddStringToObject(o, "error", ps[i].error);
+			cJSON_AddStringToObject(o, "error", HEALTH_PROTO_FAILED);
 			(*failed)++;
 		} else
 			cJSON_AddNullToObject(o, "error");
@@ -137,6 +141,11 @@ health_metrics(const struct http_request *req, struct http_response *res,
 	memset(&o, 0, sizeof o);
 	if (metrics_render(&o, src->e, clock_now(), src->started) != 0)
 		log_warn("event=metrics_incomplete");
+	/* The HTTP server's own count, which metrics.c does not see. */
+	metrics_family(&o, "strigil_webhook_refused_total", "counter",
+	    "POSTs refused: no or a wrong webhook secret, or no such route.");
+	metrics_sample(&o, "strigil_webhook_refused_total", NULL,
+	    (double)http_refused_total(src->http));
 	res->content_type = "text/plain; version=0.0.4; charset=utf-8";
 	http_response_header(res, "Cache-Control", "no-store");
 	http_response_append(res, o.data, o.len);
@@ -149,6 +158,7 @@ health_routes(struct http_server *srv, struct health_source *src)
 {
 	int	rc;
 
+	src->http = srv;
 	if ((rc = http_route(srv, "GET", "/healthz", health_get,
 	    src)) != 0)
 		return rc;

@@ -5,15 +5,18 @@
  *
  *   {"status":"ok","database":"ok","scheduler":"ok",
  *    "adapters":[{"name":"console","connected":true}],
- *    "protocols":[{"id":"iastm_home","version":3,"path":"...","error":null}]}
+ *    "protocols":[{"id":"iastm_home","version":3,"error":null}]}
  *
  * with 200 while the database takes a write (in a transaction rolled back;
  * probed at most once a second, so a monitor polling hard costs the
  * patients' events nothing) and the scheduler's timer has woken within 3 x SCHED_MAX_SLEEP_MS, 503
  * ("failing") otherwise. A protocol whose last reload failed makes it
- * "degraded", still 200: its old version runs on, and "error" says why
- * (file:line). /metrics is metrics_render()'s text. Neither shows patient
- * data.
+ * "degraded", still 200: its old version runs on, and "error" is "failed
+ * to load; see the log" (the log's event=protocol_reload_failed has the
+ * file:line cause). /healthz may face a load balancer unauthenticated, so
+ * it shows no file system paths. /metrics is metrics_render()'s text and
+ * strigil_webhook_refused_total (http_refused_total()). Neither shows
+ * patient data.
  */
 #ifndef STRIGIL_HEALTH_H
 #define STRIGIL_HEALTH_H
@@ -39,6 +42,7 @@ struct health_source {
 	double			 started;	/* Unix seconds */
 	health_adapters_fn	*adapters;	/* may be NULL */
 	void			*ud;
+	struct http_server	*http;		/* set by health_routes() */
 
 	/* The last database probe, kept by health.c. */
 	uint64_t		 probe_ns;	/* clock_mono_ns() of it; 0: none */

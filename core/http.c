@@ -2,15 +2,18 @@
  * http.c: the HTTP server: listening, routes, building responses.
  *
  * Connections (reading, parsing, timeouts, writing) are in http_conn.c.
- * The server is freed when http_close() has been called and its listener
- * and every connection have closed, from the last close callback.
+ * The server is freed when http_close() has been called and its listener,
+ * its timer and every connection have closed, from the last close
+ * callback.
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "clock.h"
 #include "http_int.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -29,6 +32,7 @@ http_limits_default(struct http_limits *lim)
 	lim->request_ms = 10000;
 	lim->idle_ms = 5000;
 	lim->linger_ms = 2000;
+	lim->refused_log_ms = 60000;
 }
 
 /* ---- buffers and responses ---------------------------------------- */
@@ -224,6 +228,9 @@ http_dispatch(struct http_server *srv, const struct http_request *req,
 		}
 	}
 	http_response_reset(res, 200);
+	/* A POST is a webhook's, or meant to be one: refused, not just lost. */
+	if (found == NULL && strcmp(req->method, "POST") == 0)
+		http_refused(srv, "no_route");
 	if (found == NULL && allow[0] == '\0') {
 		res->status = 404;
 		http_response_printf(res, "not found\n");
@@ -244,6 +251,109 @@ http_dispatch(struct http_server *srv, const struct http_request *req,
 	}
 }
 
+/* ---- refused requests --------------------------------------------- */
+
+/* The slot of `reason`; the last one takes what finds no other. */
+static struct http_refused *
+http_refused_slot(struct http_server *srv, const char *reason)
+{
+	struct http_refused	*r;
+	int			 i;
+
+	for (i = 0; i < HTTP_REFUSED_REASONS - 1; i++) {
+		r = &srv->refused[i];
+		if (r->reason[0] == '\0')
+			snprintf(r->reason, sizeof r->reason, "%s", reason);
+		if (strcmp(r->reason, reason) == 0)
+			return r;
+	}
+	r = &srv->refused[HTTP_REFUSED_REASONS - 1];
+	snprintf(r->reason, sizeof r->reason, "other");
+	return r;
+}
+
+/* Logs the refusals counted since the last line, if any; 1 if it did. */
+static int
+http_refused_flush(struct http_server *srv)
+{
+	char		 reasons[HTTP_REFUSED_REASONS * (HTTP_REASON_MAX + 24)];
+	uint64_t	 n = 0, now = clock_mono_ns();
+	size_t		 off = 0;
+	int		 i, w;
+
+	reasons[0] = '\0';
+	for (i = 0; i < HTTP_REFUSED_REASONS; i++) {
+		if (srv->refused[i].n == 0)
+			continue;
+		n += srv->refused[i].n;
+		w = snprintf(reasons + off, sizeof reasons - off, "%s%s:%" PRIu64,
+		    off > 0 ? "," : "", srv->refused[i].reason,
+		    srv->refused[i].n);
+		if (w > 0 && (size_t)w < sizeof reasons - off)
+			off += (size_t)w;
+		srv->refused[i].n = 0;
+	}
+	if (n == 0)
+		return 0;
+	log_warn("event=webhook_refused count=%" PRIu64 " seconds=%" PRIu64
+	    " reasons=%s", n, (now - srv->refused_since_ns) / 1000000000,
+	    log_q(reasons));
+	srv->refused_since_ns = now;
+	return 1;
+}
+
+/* The end of an interval: what came in it is logged; if nothing did, the
+ * window closes and the next refusal is logged at once. */
+static void
+http_refused_tick(uv_timer_t *t)
+{
+	struct http_server	*srv = t->data;
+
+	if (!http_refused_flush(srv)) {
+		srv->refused_window = 0;
+		return;
+	}
+	uv_timer_start(t, http_refused_tick, srv->lim.refused_log_ms, 0);
+}
+
+void
+http_refused(struct http_server *srv, const char *reason)
+{
+	struct http_refused	*r = http_refused_slot(srv, reason);
+	char			 hint[96];
+
+	srv->refused_total++;
+	if (srv->refused_window && !srv->closing) {
+		r->n++;
+		return;
+	}
+	snprintf(hint, sizeof hint, "more are only counted: one line per %g s "
+	    "at most gives how many", (double)srv->lim.refused_log_ms / 1000);
+	log_warn("event=webhook_refused reason=%s count=1 hint=%s",
+	    log_q(r->reason), log_q(hint));
+	srv->refused_since_ns = clock_mono_ns();
+	if (srv->closing)
+		return;
+	srv->refused_window = 1;
+	uv_timer_start(&srv->refused_timer, http_refused_tick,
+	    srv->lim.refused_log_ms, 0);
+}
+
+void
+http_request_refused(const struct http_request *req, const char *reason)
+{
+	const struct http_conn	*c = req->priv;
+
+	if (c != NULL)
+		http_refused(c->srv, reason);
+}
+
+uint64_t
+http_refused_total(const struct http_server *srv)
+{
+	return srv->refused_total;
+}
+
 /* ---- the server --------------------------------------------------- */
 
 static void
@@ -251,7 +361,8 @@ http_maybe_free(struct http_server *srv)
 {
 	int	i;
 
-	if (!srv->closing || srv->listener_open || srv->nconns > 0)
+	if (!srv->closing || srv->listener_open || srv->refused_timer_open ||
+	    srv->nconns > 0)
 		return;
 	for (i = 0; i < srv->nroutes; i++) {
 		free(srv->routes[i].method);
@@ -294,6 +405,9 @@ http_new(struct http_server **out, uv_loop_t *loop,
 	}
 	srv->listener.data = srv;
 	srv->listener_open = 1;
+	uv_timer_init(loop, &srv->refused_timer);
+	srv->refused_timer.data = srv;
+	srv->refused_timer_open = 1;
 	*out = srv;
 	return 0;
 }
@@ -360,6 +474,15 @@ http_listener_closed(uv_handle_t *h)
 	http_maybe_free(srv);
 }
 
+static void
+http_timer_closed(uv_handle_t *h)
+{
+	struct http_server	*srv = h->data;
+
+	srv->refused_timer_open = 0;
+	http_maybe_free(srv);
+}
+
 void
 http_close(struct http_server *srv)
 {
@@ -370,5 +493,8 @@ http_close(struct http_server *srv)
 	srv->closing = 1;
 	for (c = srv->conns; c != NULL; c = c->next)
 		http_conn_close(c);
+	/* What the last interval counted is not lost. */
+	http_refused_flush(srv);
+	uv_close((uv_handle_t *)&srv->refused_timer, http_timer_closed);
 	uv_close((uv_handle_t *)&srv->listener, http_listener_closed);
 }

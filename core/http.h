@@ -14,7 +14,8 @@
  * idle time between keep-alive requests, the number of requests on one
  * connection and of open connections. Malformed input gets 400 and the
  * connection is closed; an unknown path 404, a known path with another
- * method 405 with Allow.
+ * method 405 with Allow. Refused requests are logged rate-limited (see
+ * http_request_refused()).
  *
  * Functions return 0 or a negative uv error code.
  */
@@ -41,6 +42,25 @@ struct http_request {
  * more than once, or NULL. Valid during the handler call. */
 const char	*http_request_header(const struct http_request *req,
 		    const char *name);
+
+/*
+ * Refused requests. Anyone who can reach the port can send them, so they
+ * are counted, not logged one by one: a handler that refuses a request for
+ * want of credentials (a webhook without its secret) calls
+ * http_request_refused(), and the server does the same for a POST to a
+ * path with no POST route (reason "no_route"). The first refusal is logged
+ * at once (warn, event=webhook_refused reason=... count=1); the next ones
+ * are only counted, and one line per refused_log_ms (60 s) says how many
+ * came meanwhile (count=N seconds=S reasons=no_secret:N,...), as does
+ * http_close() for what is left. A quiet interval ends the window: the
+ * next refusal is logged at once again. Nothing of the request (headers,
+ * body, address) is logged. `reason` is a short word of the caller's, at
+ * most 23 bytes, never anything taken from the request.
+ */
+void		 http_request_refused(const struct http_request *req,
+		    const char *reason);
+/* Refusals counted since the server started (for /metrics). */
+uint64_t	 http_refused_total(const struct http_server *srv);
 
 struct http_response {
 	int		 status;	/* 200 unless the handler sets another */
@@ -76,6 +96,7 @@ struct http_limits {
 	uint64_t	request_ms;	/* a request arrives whole within: 10 s */
 	uint64_t	idle_ms;	/* keep-alive idle: 5 s, then close */
 	uint64_t	linger_ms;	/* draining input after the last reply */
+	uint64_t	refused_log_ms;	/* refusals: a log line per 60 s at most */
 };
 
 #define HTTP_HEADERS_MAX	128	/* the cap on max_headers */

@@ -11,6 +11,8 @@
 #include "http.h"
 
 #define HTTP_READ_BUF	8192	/* one read, per connection */
+#define HTTP_REFUSED_REASONS	6	/* reasons told apart in the log */
+#define HTTP_REASON_MAX		24	/* bytes of one, with the NUL */
 
 struct http_buf {
 	char	*data;			/* owned; NUL-terminated when len > 0 */
@@ -26,6 +28,12 @@ struct http_route {
 
 struct http_conn;
 
+/* Refusals of one reason not yet logged. */
+struct http_refused {
+	char		reason[HTTP_REASON_MAX];
+	uint64_t	n;
+};
+
 struct http_server {
 	uv_tcp_t		 listener;
 	uv_loop_t		*loop;
@@ -37,6 +45,14 @@ struct http_server {
 	int			 port;
 	int			 closing;
 	int			 listener_open;	/* not yet closed */
+
+	/* Refused requests, logged rate-limited (http_request_refused()). */
+	uv_timer_t		 refused_timer;	/* ends a logging window */
+	int			 refused_timer_open;	/* not yet closed */
+	int			 refused_window;	/* a line within the interval */
+	uint64_t		 refused_total;
+	uint64_t		 refused_since_ns;	/* clock_mono_ns(): last line */
+	struct http_refused	 refused[HTTP_REFUSED_REASONS];	/* not logged */
 };
 
 struct http_conn {
@@ -85,6 +101,8 @@ char	*http_response_head(const struct http_response *res, size_t body_len,
 void	http_response_free(struct http_response *res);
 /* A connection has been freed. */
 void	http_conn_gone(struct http_server *srv, struct http_conn *c);
+/* Counts a refused request, logging it rate-limited. */
+void	http_refused(struct http_server *srv, const char *reason);
 
 /* http_conn.c */
 /* Accepts a pending connection on the listener. */

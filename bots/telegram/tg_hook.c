@@ -6,7 +6,8 @@
  * URL; a reverse proxy with TLS forwards it to the daemon's HTTP server
  * (loopback by default) at TG_WEBHOOK_PATH. The request must carry the
  * configured secret in X-Telegram-Bot-Api-Secret-Token (compared in
- * constant time: 401 without it, 403 when wrong). The update is handled in
+ * constant time: 401 without it, 403 when wrong; refusals are counted and
+ * logged rate-limited, see http_request_refused()). The update is handled in
  * the request's own callback and the answer is 200 only once it committed;
  * a database failure answers 500 so Telegram delivers it again, and a
  * redelivered update_id is dropped by the inbox.
@@ -232,10 +233,11 @@ tg_hook_request(const struct http_request *req, struct http_response *res,
 	res->content_type = "application/json";
 	got = http_request_header(req, TG_SECRET_HEADER);
 	if (got == NULL || !tg_secret_equal(got, t->secret)) {
-		/* Nothing of the body is read, let alone stored. */
+		/* Nothing of the body is read, let alone stored. Anyone can
+		 * send these: counted and logged rate-limited, by the server. */
 		res->status = got == NULL ? 401 : 403;
-		log_warn("event=telegram_webhook_refused reason=%s",
-		    got == NULL ? "no_secret" : "wrong_secret");
+		http_request_refused(req, got == NULL ? "no_secret" :
+		    "wrong_secret");
 		http_response_printf(res, "{\"ok\":false}");
 		return 0;
 	}

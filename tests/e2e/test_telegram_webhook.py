@@ -4,17 +4,20 @@
 The fake Bot API POSTs updates to the daemon's own HTTP server at
 /telegram/webhook (as Telegram would through the clinic's TLS proxy). A
 request without the secret, or with a wrong one, is refused and nothing is
-stored; a redelivered update is answered 200 and ignored; going back to
-polling deletes the webhook.
+stored; a flood of refused requests is counted in /metrics and logged a few
+lines a minute, not one each; a redelivered update is answered 200 and
+ignored; going back to polling deletes the webhook.
 
 Usage: python3 tests/e2e/test_telegram_webhook.py /path/to/strigil
 """
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
 import sys
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_lib import Proc, Runner, binary, db_query, integrity, run  # noqa
@@ -136,6 +139,63 @@ def test_webhook(r, tmp):
         r.eq(integrity(db), "ok", "integrity_check")
 
 
+def refused_lines(d):
+    return [l for l in d.p.err if "webhook_refused" in l]
+
+
+def counted(lines):
+    return sum(int(m.group(1)) for m in
+               (re.search(r" count=(\d+)", l) for l in lines) if m)
+
+
+def metric(d, name):
+    with urllib.request.urlopen(d.url("/metrics"), timeout=DEADLINE) as res:
+        text = res.read().decode()
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def test_refused_flood(r, tmp):
+    """Anyone can POST to the webhook: what is refused (no secret, a
+    wrong one, no such path) is counted, and logged at once for the first
+    and then at most once a minute with the count, never once each."""
+    with tf.Fake(token=TOKEN) as fake:
+        port = free_port()
+        env, db = hook_env(tmp, fake, port)
+        d = Daemon(BIN, env)
+        d.p.expect_err(r"event=telegram_webhook_set")
+        guess = "guessed_Secret-4711"
+        body = b'{"update_id": 1, "message": {"text": "flood-body-text"}}'
+        ct = {"Content-Type": "application/json"}
+        n = 0
+        for i in range(40):
+            st, _ = d.post(HOOK, body, ct)
+            r.check(st == 401, "no secret: 401", st)
+            st, _ = d.post(HOOK, body, dict(
+                ct, **{"X-Telegram-Bot-Api-Secret-Token": guess}))
+            r.check(st == 403, "a wrong secret: 403", st)
+            st, _ = d.post(HOOK + "x", body, dict(
+                ct, **{"X-Telegram-Bot-Api-Secret-Token": SECRET}))
+            r.check(st == 404, "no such path: 404", st)
+            n += 3
+        r.eq(metric(d, "strigil_webhook_refused_total"), n,
+             "/metrics counts every refusal")
+        lines = refused_lines(d)
+        r.check(1 <= len(lines) <= 2, "%d refusals, at most 2 log lines "
+                "within the minute" % n, lines[:5])
+        r.check(lines and "level=warn" in lines[0] and
+                " count=1" in lines[0], "the first logged at once", lines[:1])
+        stop(r, d)
+        lines = refused_lines(d)
+        r.check(len(lines) <= 3, "at most 3 lines in all", lines[:5])
+        r.eq(counted(lines), n, "the lines carry every refusal's count")
+        err = d.p.stderr_text()
+        for needle in (SECRET, guess, "flood-body-text"):
+            r.check(needle not in err, "never logged: %s" % needle)
+        r.eq(db_query(db, "SELECT count(*) FROM inbox")[0][0], 0,
+             "nothing stored")
+
+
 def test_webhook_in_the_way(r, tmp):
     """Back to polling while a webhook stays set: a deleteWebhook answered
     429 is tried again after its retry_after, and a 409 that says a
@@ -187,6 +247,7 @@ def test_webhook_config(r, tmp):
 if __name__ == "__main__":
     sys.exit(Runner().run([
         test_webhook,
+        test_refused_flood,
         test_webhook_in_the_way,
         test_webhook_config,
     ]))

@@ -29,6 +29,7 @@ struct harness {
 	struct http_server	*srv;
 	int			 port;
 	void			(*client)(struct harness *);
+	uint64_t		 refused;	/* http_refused_total() at the end */
 };
 
 struct reply {
@@ -70,6 +71,17 @@ h_fail(const struct http_request *req, struct http_response *res, void *ud)
 	return -1;
 }
 
+/* A webhook whose caller lacks the secret. */
+static int
+h_refuse(const struct http_request *req, struct http_response *res,
+    void *ud)
+{
+	(void)ud;
+	res->status = 403;
+	http_request_refused(req, "wrong_secret");
+	return 0;
+}
+
 /* A 204 whose handler wrote a body anyway: the server must drop it. */
 static int
 h_empty(const struct http_request *req, struct http_response *res, void *ud)
@@ -86,6 +98,7 @@ on_done(uv_async_t *a)
 {
 	struct harness	*h = a->data;
 
+	h->refused = http_refused_total(h->srv);
 	http_close(h->srv);
 	uv_close((uv_handle_t *)&h->done, NULL);
 	uv_close((uv_handle_t *)&h->guard, NULL);
@@ -111,7 +124,7 @@ client_main(void *arg)
 
 /* Runs `client` against a fresh server with `lim` (NULL: defaults but
  * short timeouts). */
-static void
+static uint64_t
 run(void (*client)(struct harness *), const struct http_limits *lim)
 {
 	struct harness		h;
@@ -134,6 +147,7 @@ run(void (*client)(struct harness *), const struct http_limits *lim)
 	CHECK_INT(http_route(h.srv, "GET", "/fail", h_fail, NULL), 0);
 	CHECK_INT(http_route(h.srv, "POST", "/trailer", h_hello, NULL), 0);
 	CHECK_INT(http_route(h.srv, "GET", "/empty", h_empty, NULL), 0);
+	CHECK_INT(http_route(h.srv, "POST", "/hook", h_refuse, NULL), 0);
 	CHECK_INT(http_route(h.srv, "GET", "/hello", h_hello, NULL), UV_EEXIST);
 	CHECK_INT(http_route(h.srv, "GET", "nope", h_hello, NULL), UV_EINVAL);
 	CHECK_INT(http_port(h.srv), 0);
@@ -148,6 +162,7 @@ run(void (*client)(struct harness *), const struct http_limits *lim)
 	uv_run(&h.loop, UV_RUN_DEFAULT);
 	pthread_join(th, NULL);
 	CHECK_INT(uv_loop_close(&h.loop), 0);
+	return h.refused;
 }
 
 /* ---- the client side ---------------------------------------------- */
@@ -666,6 +681,104 @@ test_limits(void)
 	run(c_limits, &l);
 }
 
+/* Refused POSTs: 30 at once, then after a quiet while 5 more. */
+static void
+c_refused(struct harness *h)
+{
+	static const char *const refused[] = {
+		"POST /hook HTTP/1.1\r\nHost: x\r\nX-Secret: hdr-secret-1\r\n"
+		    "Content-Length: 15\r\n\r\nbody-secret-xyz",
+		"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n"
+		    "\r\nbody-secret-xyz",
+		"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+	};
+	static const int	 status[] = { 403, 404, 405 };
+	struct reply		 r;
+	int			 fd = cl_connect(h), i;
+
+	for (i = 0; i < 30; i++) {
+		cl_says(fd, refused[i % 3]);
+		CHECK_INT(cl_reply(fd, &r), 0);
+		CHECK_INT(r.status, status[i % 3]);
+		reply_free(&r);
+	}
+	/* Neither a GET nor an answered request is a refusal. */
+	cl_says(fd, "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n");
+	CHECK_INT(cl_reply(fd, &r), 0);
+	CHECK_INT(r.status, 404);
+	reply_free(&r);
+	close(fd);
+	/* Two intervals: one logs the count, the next (quiet) ends it. */
+	usleep(800000);
+	fd = cl_connect(h);
+	for (i = 0; i < 5; i++) {
+		cl_says(fd, refused[0]);
+		CHECK_INT(cl_reply(fd, &r), 0);
+		CHECK_INT(r.status, 403);
+		reply_free(&r);
+	}
+	close(fd);
+}
+
+static void
+test_refused(void)
+{
+	struct http_limits	 l;
+	char			 path[] = "/tmp/test_http_log.XXXXXX";
+	char			*log, *line, *next, *c;
+	int			 fd, saved, lines = 0, first = 0;
+	int			 before = test_failed_checks;
+	long			 sum = 0, size;
+	FILE			*f;
+
+	http_limits_default(&l);
+	l.request_ms = 2000;
+	l.idle_ms = 2000;
+	l.linger_ms = 200;
+	l.refused_log_ms = 300;
+	/* The log goes to stderr: catch it in a file. */
+	CHECK((fd = mkstemp(path)) >= 0);
+	fflush(stderr);
+	saved = dup(2);
+	dup2(fd, 2);
+	CHECK_INT(run(c_refused, &l), 35);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	f = fdopen(fd, "r");
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	rewind(f);
+	log = calloc(1, (size_t)size + 1);
+	CHECK_INT(fread(log, 1, (size_t)size, f), size);
+	fclose(f);
+	unlink(path);
+	CHECK(strstr(log, "no_route:") != NULL);
+	CHECK(strstr(log, "secret-") == NULL);	/* no header, no body */
+	if (getenv("TEST_VERBOSE") != NULL)
+		fprintf(stderr, "%s", log);
+	for (line = log; line != NULL && *line != '\0'; line = next) {
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		if (strstr(line, "event=webhook_refused") == NULL)
+			continue;
+		CHECK(strstr(line, "level=warn") != NULL);
+		if (lines++ == 0)
+			first = strstr(line, " reason=wrong_secret count=1 ") !=
+			    NULL;
+		if ((c = strstr(line, " count=")) != NULL)
+			sum += strtol(c + 7, NULL, 10);
+	}
+	/* The first at once; a count after the first interval; the first
+	 * after the quiet one at once again; the rest at the close. */
+	CHECK(first);
+	CHECK(lines >= 3 && lines <= 8);
+	CHECK_INT(sum, 35);
+	if (test_failed_checks != before)
+		fprintf(stderr, "lines %d, counted %ld\n", lines, sum);
+	free(log);
+}
+
 static void
 test_response_header(void)
 {
@@ -708,6 +821,7 @@ main(void)
 	TEST(test_timeout);
 	TEST(test_smuggling);
 	TEST(test_limits);
+	TEST(test_refused);
 	TEST(test_response_header);
 	TEST(test_bad_listen);
 	return TEST_END();
