@@ -198,10 +198,11 @@ engine_cmd_start_invite(struct engine_op *op, const char *arg)
 }
 
 /*
- * A course that ends in its setup (consent declined, /stop or /erase
- * before it was given) gives back the use its invite took: else a
- * single-use code would be spent on a "no", and the patient who changes
- * their mind could not start again with the link they were given.
+ * A course that ends in its setup (consent declined, /stop before it was
+ * given) gives back the use its invite took: else a single-use code would
+ * be spent on a "no", and the patient who changes their mind could not
+ * start again with the link they were given. An erasure does not: it
+ * forgets the patient, and the clinic's used code stays used.
  */
 int
 engine_invite_give_back(struct engine_op *op)
@@ -423,8 +424,6 @@ engine_erase(struct engine_op *op)
 	int64_t		 id = op->pt.id;
 	int		 rc;
 
-	if (engine_invite_give_back(op) != 0)
-		return -1;
 	if (store_patient_erase(st, id, op->pt.adapter, op->pt.chat,
 	    op->now) != 0 ||
 	    store_event_insert(st, id, 0, op->now, "erased", NULL) != 0)

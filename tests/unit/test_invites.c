@@ -238,8 +238,8 @@ test_single_use(void)
 
 /*
  * A course that ends before its setup is done gives the code's use back:
- * consent declined, /stop, /erase. One set up and then stopped does not,
- * nor does an unlimited code change.
+ * consent declined, /stop. An erasure does not, nor does a course set up
+ * and then stopped, and an unlimited code does not change.
  */
 static void
 test_declined_gives_back(void)
@@ -260,19 +260,22 @@ test_declined_gives_back(void)
 	CHECK_INT(say(&w, "1", "/stop"), 0);
 	CHECK(says(&w, "1", "yes", "has ended"));
 	CHECK_INT(uses_left(&w, "Once-no"), 1);
+	/* Erased in setup: forgotten, and the code stays used (as
+	 * e2e/test_access checks too). */
 	CHECK(says(&w, "2", "/start Once-no", "\"Other\""));
 	CHECK_INT(say(&w, "2", "/erase"), 0);
 	CHECK(says(&w, "2", "yes", "deleted"));
-	CHECK_INT(uses_left(&w, "Once-no"), 1);
+	CHECK_INT(uses_left(&w, "Once-no"), 0);
 
 	/* Set up, then stopped: the code was used. */
-	CHECK(says(&w, "3", "/start Once-no", "\"Other\""));
+	add_invite(&w, "Once-3", "other", 1, T0 + 14 * DAY);
+	CHECK(says(&w, "3", "/start Once-3", "\"Other\""));
 	CHECK_INT(say(&w, "3", "yes"), 0);
 	CHECK_INT(say(&w, "3", "1"), 0);
 	CHECK_INT(say(&w, "3", "1"), 0);
 	CHECK_INT(say(&w, "3", "/stop"), 0);
 	CHECK(says(&w, "3", "yes", "has ended"));
-	CHECK_INT(uses_left(&w, "Once-no"), 0);
+	CHECK_INT(uses_left(&w, "Once-3"), 0);
 
 	add_invite(&w, "Many", "other", -1, T0 + 14 * DAY);
 	CHECK(says(&w, "4", "/start Many", "\"Other\""));
