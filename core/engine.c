@@ -646,12 +646,21 @@ engine_op_clear(struct engine_op *op)
 	op->error = NULL;
 }
 
-/* The protocol of the enrolment just read (op->has_en, op->en). */
+/*
+ * The protocol of the enrolment just read (op->has_en, op->en). A course
+ * that has ended needs none: a patient whose old course's protocol is gone
+ * can still /start again, and their jobs close without effect (op->p is
+ * then NULL).
+ */
 static int
 engine_op_protocol(struct engine_op *op)
 {
+	int	rc;
+
 	if (op->has_en) {
 		op->p = engine_protocol(op->e, op->en.protocol);
+		if (op->p == NULL && !engine_running(op))
+			return 0;
 		if (op->p == NULL) {
 			op->error = xasprintf("protocol '%s' is not loaded",
 			    op->en.protocol);
@@ -659,8 +668,14 @@ engine_op_protocol(struct engine_op *op)
 		}
 		/* The patient keeps the version they enrolled with, unless
 		 * the loaded one takes them over (engine_ver.c). */
-		if (op->p->version != op->en.version)
-			return engine_version(op);
+		if (op->p->version != op->en.version &&
+		    (rc = engine_version(op)) != 0) {
+			if (rc != ENGINE_EPROTO || engine_running(op))
+				return rc;
+			free(op->error);	/* ended: none needed */
+			op->error = NULL;
+			op->p = NULL;
+		}
 	}
 	return 0;
 }
@@ -734,6 +749,15 @@ engine_op_save(struct engine_op *op)
 	return 0;
 }
 
+/* The id of the protocol the event is about, loaded or not ("-": none). */
+static const char *
+engine_op_protocol_id(const struct engine_op *op)
+{
+	if (op->p != NULL)
+		return op->p->id;
+	return op->has_en ? op->en.protocol : "-";
+}
+
 /* Tells the clinician about the patient with the catalog text `key`. */
 static void
 engine_clinician_alert(struct engine_op *op, const char *key)
@@ -742,7 +766,7 @@ engine_clinician_alert(struct engine_op *op, const char *key)
 	cJSON	*meta = cJSON_CreateObject();
 
 	snprintf(params, sizeof params, "{\"patient\":%lld,\"protocol\":\"%s\"}",
-	    (long long)op->pt.id, op->p != NULL ? op->p->id : "-");
+	    (long long)op->pt.id, engine_op_protocol_id(op));
 	body = catalog_render(engine_text(op, key), params);
 	cJSON_AddStringToObject(meta, "type", "alert");
 	cJSON_AddNumberToObject(meta, "patient", (double)op->pt.id);
@@ -764,7 +788,7 @@ engine_op_failed(struct engine_op *op, const char *what, int64_t id)
 
 	e->stats.lua_errors++;
 	log_error("event=protocol_error protocol=%s patient=%lld %s=%lld "
-	    "error=%s", op->p != NULL ? op->p->id : "-", (long long)op->pt.id,
+	    "error=%s", engine_op_protocol_id(op), (long long)op->pt.id,
 	    what, (long long)id, log_q(op->error));
 	/* Everyone who wrote hears back, a newcomer too: engine_inbound()
 	 * fills in where a message came from before the patient exists. As a
@@ -1069,11 +1093,11 @@ engine_clear(struct engine *e, const char *adapter, const char *chat,
 	rc = store_patient_find_current(e->st, adapter, chat, &op.pt, &op.en,
 	    &op.has_en);
 	op.has_pt = rc == 0;
-	if (rc == 0)
-		rc = engine_op_protocol(&op);
 	if (rc == 0 && (!engine_running(&op) ||
 	    strcmp(op.en.status, ENROL_HOLD) != 0))
 		rc = STORE_NOTFOUND;
+	if (rc == 0)
+		rc = engine_op_protocol(&op);
 	if (rc == 0)
 		rc = engine_op_guarded(&op, engine_clear_handle, NULL);
 	if (rc == ENGINE_EPROTO)

@@ -341,7 +341,9 @@ engine_cmd_progress(struct engine_op *op)
 {
 	cJSON	*params;
 
-	if (!op->has_en || strcmp(op->en.status, ENROL_SETUP) == 0)
+	/* (No protocol: an ended course whose protocol is gone.) */
+	if (!op->has_en || strcmp(op->en.status, ENROL_SETUP) == 0 ||
+	    op->p == NULL)
 		return engine_cmd_say(op, "not_enrolled", NULL);
 	params = cJSON_CreateObject();
 	cJSON_AddNumberToObject(params, "done", op->en.sessions_done);

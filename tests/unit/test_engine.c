@@ -875,7 +875,7 @@ test_stop_without_protocol(void)
 	struct store_patient	pt;
 	struct store_enrolment	en;
 	struct store_job	j;
-	char			path[192], other[160];
+	char			path[192], other[160], *reply = NULL;
 	int			has_en;
 	int64_t			now = T0 + 40 * HOUR;
 
@@ -909,6 +909,13 @@ test_stop_without_protocol(void)
 	    0);
 	CHECK_STR(en.status, "stopped");
 	store_enrolment_clear(&en);
+	/* Their course has ended: they can start again, on what is loaded. */
+	CHECK_INT(say(&w, "1", "/progress", now), 0);
+	drain(&w, now, &s);
+	CHECK(s.n == 1 && !sent_has(&s, "Something went wrong"));
+	CHECK_INT(say(&w, "1", "/start", now), 0);
+	drain(&w, now, &s);
+	CHECK(sent_has(&s, "\"Eager\""));
 
 	CHECK_INT(say(&w, "2", "/erase", now), 0);
 	CHECK_INT(say(&w, "2", "yes", now), 0);
@@ -927,6 +934,16 @@ test_stop_without_protocol(void)
 	CHECK_INT(store_job_pending(w.st, en.id, "ask", &j), 0);
 	CHECK_STR(j.arg, "checkin");
 	store_enrolment_clear(&en);
+	/* That job waits for mini: it fails, and the clinician hears which
+	 * protocol to fix. */
+	CHECK(engine_run_due(w.e, now) >= 1);
+	drain(&w, now, &s);
+	CHECK(sent_has(&s, "held up") && sent_has(&s, "the protocol mini"));
+	/* Not on hold: /clear says so, whatever the protocol. */
+	CHECK_INT(engine_clear_command(w.e, "3", now, &reply), 0);
+	CHECK(reply != NULL && strstr(reply, "not on hold") != NULL);
+	free(reply);
+	sent_clear(&s);
 	world_close(&w);
 	unlink(other);
 	db_unlink(path);

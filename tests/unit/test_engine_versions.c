@@ -646,6 +646,56 @@ test_retry_at_start(void)
 	db_unlink(db);
 }
 
+/*
+ * A missed job that failed (its handler broke), retried at the reload that
+ * fixed the protocol after its session was done and the next one opened,
+ * must not close the new session: it names its own.
+ */
+static void
+test_stale_missed_retried(void)
+{
+	struct world		w;
+	struct store_patient	p;
+	struct store_enrolment	en;
+	struct store_job	j;
+	char			db[256];
+	int64_t			s2 = 0;
+
+	clock_init(CLOCK_MANUAL, T0);
+	snprintf(db, sizeof db, "%s/stale.db", test_dir);
+	write_proto(proto_path, 1, "one", "",
+	    "    session_missed = function(ctx, ev) error(\"broken\") end,\n");
+	if (world_open(&w, db) != 0)
+		return;
+	enrol(&w, "a", T0);
+	CHECK(engine_run_due(w.e, T0 + 10 * HOUR) >= 1);	/* 1 opens */
+	CHECK(engine_run_due(w.e, T0 + 34 * HOUR) >= 1);	/* missed fails */
+	CHECK_INT(say(&w, "a", "/done", T0 + 35 * HOUR), 0);
+	free(drain(&w, "a", T0 + 35 * HOUR));
+	memset(&en, 0, sizeof en);
+	if (store_patient_find(w.st, AD, "a", &p) == 0 &&
+	    store_enrolment_current(w.st, p.id, &en) == 0 &&
+	    store_job_pending(w.st, en.id, "session", &j) == 0)
+		s2 = j.due_at;
+	store_enrolment_clear(&en);
+	CHECK(s2 > T0 + 35 * HOUR);
+	CHECK(engine_run_due(w.e, s2) >= 1);			/* 2 opens */
+	world_close(&w);
+	CHECK_INT(raw_int(db, "SELECT count(*) FROM jobs WHERE kind = "
+	    "'missed' AND status = 'failed'"), 1);
+
+	write_proto(proto_path, 2, "two", "  upgrade = { from = { 1 } },\n",
+	    "");
+	clock_init(CLOCK_MANUAL, s2 + HOUR);
+	if (world_open(&w, db) != 0)
+		return;
+	CHECK(engine_run_due(w.e, s2 + HOUR) >= 1);		/* the old one */
+	world_close(&w);
+	CHECK_INT(raw_int(db, "SELECT count(*) FROM sessions WHERE status = "
+	    "'due'"), 1);
+	db_unlink(db);
+}
+
 int
 main(void)
 {
@@ -670,6 +720,7 @@ main(void)
 	TEST(test_migration);
 	TEST(test_rescan);
 	TEST(test_retry_at_start);
+	TEST(test_stale_missed_retried);
 	rc = TEST_END();
 	config_free(&cfg);
 	unlink(proto_path);
