@@ -120,12 +120,24 @@ podman "${S[@]}" rmi -f "$IMAGE" >/dev/null 2>&1 || true
 # the former). --layers=false commits each stage once instead of every
 # instruction (each a full copy with vfs) and leaves no build-stage image
 # behind. A build that hangs on the network fails instead of waiting.
-if ! timeout 480 podman "${S[@]}" build --format docker --pull=never \
-    --layers=false --network host --isolation chroot -t "$IMAGE" . \
-    >"$work/build.log" 2>&1
-then
-	tail -n 40 "$work/build.log" >&2
-	fail "podman build failed (see above)"
+build_image() {
+	timeout 480 podman "${S[@]}" build --format docker --pull=never \
+	    --layers=false --network host --isolation chroot -t "$IMAGE" . \
+	    >"$work/build.log" 2>&1
+}
+# A RUN step under chroot isolation re-executes buildah from a sealed memfd
+# copy of itself; sealing it now and then fails with EBUSY ("Close_Fd
+# sealing memfd copy: Device or resource busy"), a race in the runtime, not
+# a fault of the image. That one error gets a second try.
+if ! build_image; then
+	if grep -q "sealing memfd copy" "$work/build.log"; then
+		log "podman build: the runtime's memfd race; building again"
+		build_image || { tail -n 40 "$work/build.log" >&2;
+		    fail "podman build failed (see above)"; }
+	else
+		tail -n 40 "$work/build.log" >&2
+		fail "podman build failed (see above)"
+	fi
 fi
 grep -E '^(STEP|COMMIT)' "$work/build.log" | sed 's/^/    /' | cut -c1-100 || true
 size=$(podman "${S[@]}" image inspect --format '{{.Size}}' "$IMAGE")
