@@ -1081,6 +1081,12 @@ engine_unreachable(struct engine *e, const char *adapter, const char *chat,
 	return rc;
 }
 
+static int
+engine_held(const struct engine_op *op)
+{
+	return engine_running(op) && strcmp(op->en.status, ENROL_HOLD) == 0;
+}
+
 int
 engine_clear(struct engine *e, const char *adapter, const char *chat,
     int64_t now)
@@ -1093,11 +1099,15 @@ engine_clear(struct engine *e, const char *adapter, const char *chat,
 	rc = store_patient_find_current(e->st, adapter, chat, &op.pt, &op.en,
 	    &op.has_en);
 	op.has_pt = rc == 0;
-	if (rc == 0 && (!engine_running(&op) ||
-	    strcmp(op.en.status, ENROL_HOLD) != 0))
+	/* Held before the protocol is looked for (a patient not on hold is
+	 * told so, whatever their protocol) and after (a version upgrade on
+	 * the way may have changed the course). */
+	if (rc == 0 && !engine_held(&op))
 		rc = STORE_NOTFOUND;
 	if (rc == 0)
 		rc = engine_op_protocol(&op);
+	if (rc == 0 && !engine_held(&op))
+		rc = STORE_NOTFOUND;
 	if (rc == 0)
 		rc = engine_op_guarded(&op, engine_clear_handle, NULL);
 	if (rc == ENGINE_EPROTO)
