@@ -915,10 +915,9 @@ engine_msg_needs_protocol(const struct engine_op *op, const char *text)
 		return 1;
 	if (engine_is_command(text)) {
 		engine_command_name(text, name, sizeof name);
-		return strcmp(name, "stop") != 0 && strcmp(name, "erase") != 0;
+		return !engine_ask_confirm(name);	/* /stop, /erase */
 	}
-	return strcmp(op->pt.ask_q, "stop") != 0 &&
-	    strcmp(op->pt.ask_q, "erase") != 0;
+	return !engine_ask_confirm(op->pt.ask_q);
 }
 
 /* Writes the adapter's cursor in its own transaction, for an update the

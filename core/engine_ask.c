@@ -200,9 +200,7 @@ engine_ask_send(struct engine_op *op, const struct proto_questionnaire *qs,
 	return rc;
 }
 
-/* /stop's and /erase's yes-or-no, which may interrupt any other
- * questionnaire. */
-static int
+int
 engine_ask_confirm(const char *id)
 {
 	return strcmp(id, "stop") == 0 || strcmp(id, "erase") == 0;
@@ -368,13 +366,9 @@ static int
 engine_ask_quiet(struct engine_op *op, const char *hhmm)
 {
 	const struct config	*cfg = op->e->cfg;
-	int			 m = tz_parse_hhmm(hhmm);
 
-	if (cfg->quiet_from == cfg->quiet_to)
-		return 0;
-	if (cfg->quiet_from < cfg->quiet_to)
-		return m >= cfg->quiet_from && m < cfg->quiet_to;
-	return m >= cfg->quiet_from || m < cfg->quiet_to;
+	return tz_quiet_minute(tz_parse_hhmm(hhmm), cfg->quiet_from,
+	    cfg->quiet_to);
 }
 
 static int

@@ -169,6 +169,9 @@ void	engine_ask_free(struct engine *e);
 int	engine_ask(struct engine_op *op, const char *questionnaire);
 int	engine_answer(struct engine_op *op, const char *text);
 int	engine_ask_again(struct engine_op *op);
+/* 1 if `id` is /stop's or /erase's yes-or-no, which may interrupt any
+ * other questionnaire and needs no protocol. */
+int	engine_ask_confirm(const char *id);
 
 /* engine_cmd.c: the commands every adapter shares. */
 int	engine_command(struct engine_op *op, const char *adapter,

@@ -267,20 +267,26 @@ tz_minute_of_day(const char *zone, int64_t t)
 	return tm.tm_hour * 60 + tm.tm_min;
 }
 
+int
+tz_quiet_minute(int m, int from, int to)
+{
+	if (from == to)
+		return 0;
+	if (from < to)
+		return m >= from && m < to;
+	return m >= from || m < to;
+}
+
 /* 1 if `t` is inside quiet hours [from, to) in the current zone. */
 static int
 tz_quiet(int64_t t, int from, int to)
 {
 	time_t		tt = (time_t)t;
 	struct tm	tm;
-	int		m;
 
 	if (localtime_r(&tt, &tm) == NULL)
 		return 0;
-	m = tm.tm_hour * 60 + tm.tm_min;
-	if (from < to)
-		return m >= from && m < to;
-	return m >= from || m < to;
+	return tz_quiet_minute(tm.tm_hour * 60 + tm.tm_min, from, to);
 }
 
 int64_t

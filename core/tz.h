@@ -37,6 +37,8 @@ int	tz_minute_of_day(const char *zone, int64_t t);
  * 21:00-08:00 ends at 08:00 on the 31st). A clock set back out of the window
  * (Cairo, 24:00 to 23:00, quiet from 23:30) does not end them early. */
 int64_t	tz_after_quiet(const char *zone, int64_t t, int from, int to);
+/* 1 if local minute of day `m` is inside quiet hours [from, to) as above. */
+int	tz_quiet_minute(int m, int from, int to);
 
 /* Parses "HH:MM" (00:00..23:59) into a minute of day; -1 if malformed. */
 int	tz_parse_hhmm(const char *s);
