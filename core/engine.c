@@ -162,15 +162,17 @@ engine_file_sig(const char *path, struct engine_fsig *sig)
 
 /* The jobs courses on `id` failed on (its file broken or missing) get
  * another chance now that a good version is loaded: at a reload, at the
- * start, or when the file comes back. How many, 0 if the store failed. */
+ * start, or when the file comes back. How many, 0 if the store failed.
+ * Active courses begun before daemons planned their end get it too. */
 static int64_t
 engine_retry_failed(struct engine *e, const char *id, int64_t now)
 {
-	int64_t	n;
+	int64_t	n, ends;
 
 	if (store_begin(e->st) != 0)
 		return 0;
 	if (store_job_retry_failed(e->st, id, now, &n) != 0 ||
+	    store_job_end_missing(e->st, id, now, &ends) != 0 ||
 	    store_commit(e->st) != 0) {
 		store_rollback(e->st);
 		return 0;
@@ -1042,7 +1044,8 @@ engine_clear_handle(struct engine_op *op, void *arg)
 	(void)arg;
 	snprintf(op->en.status, sizeof op->en.status, "%s", ENROL_ACTIVE);
 	engine_emit(op, "cleared", NULL);
-	if (engine_send(op, op->pt.chat, engine_text(op, "cleared"), NULL) != 0)
+	if (engine_send(op, op->pt.chat, engine_text(op, "cleared"), NULL) != 0 ||
+	    engine_plan_end(op) != 0)
 		return -1;
 	op->by = "clinician";
 	return engine_call(op, EV_RESUMED, NULL, NULL, NULL);

@@ -245,6 +245,48 @@ engine_schedule_session(struct engine_op *op, int64_t due)
 	return store_job_plan(op->e->st, &j, op->now);
 }
 
+/*
+ * A course's end, for its "end" job: a day after its last day, the grace
+ * letting the check-in about a session on that day come in. (A session
+ * that comes due on or after the last day ends the course sooner.)
+ */
+static int64_t
+engine_course_end(const struct engine_op *op)
+{
+	return op->en.enrolled_at + ((int64_t)op->p->course_days + 1) * 86400;
+}
+
+/*
+ * Plans the course's "end" job. A course ends at its end whatever its
+ * protocol planned: one that waits for an answer that never comes, or
+ * puts the next session off day after day, must not stay open for good.
+ * Planned whenever a course becomes active (consent, /resume, a lifted
+ * hold, an upgrade); a pause cancels it with every other job.
+ */
+int
+engine_plan_end(struct engine_op *op)
+{
+	struct store_job	j;
+
+	memset(&j, 0, sizeof j);
+	j.patient_id = op->pt.id;
+	j.enrolment_id = op->en.id;
+	snprintf(j.kind, sizeof j.kind, "end");
+	j.due_at = engine_course_end(op);
+	return store_job_plan(op->e->st, &j, op->now);
+}
+
+/* The "end" job: the course ends, unless it is longer than planned (an
+ * upgrade, or a job planned at the start of a daemon that did not plan
+ * them yet), when the job plans itself again. */
+static int
+engine_job_end(struct engine_op *op)
+{
+	if (op->now < engine_course_end(op))
+		return engine_plan_end(op);
+	return engine_finish(op, "course_complete");
+}
+
 /* Ends the course: no more jobs, and the patient is told. */
 int
 engine_finish(struct engine_op *op, const char *reason)
@@ -770,6 +812,8 @@ engine_run_job(struct engine_op *op, const struct store_job *j)
 		return engine_job_missed(op, j);
 	if (strcmp(j->kind, "remind") == 0)
 		return engine_job_remind(op, j);
+	if (strcmp(j->kind, "end") == 0)
+		return engine_job_end(op);
 	if (strcmp(j->kind, "ask") == 0) {
 		if (proto_questionnaire(op->p, j->arg) == NULL) {
 			op->error = xasprintf("no questionnaire '%s'", j->arg);

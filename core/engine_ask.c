@@ -294,6 +294,8 @@ engine_ask_setup_done(struct engine_op *op, cJSON *answers)
 	engine_send(op, op->pt.chat, body, NULL);
 	free(body);
 	engine_emit(op, "enrolled", NULL);
+	if (engine_plan_end(op) != 0)
+		return -1;
 	return engine_call(op, EV_ENROLLED, NULL, NULL, NULL);
 }
 

@@ -385,7 +385,8 @@ engine_cmd_resume(struct engine_op *op)
 	}
 	snprintf(op->en.status, sizeof op->en.status, ENROL_ACTIVE);
 	engine_emit(op, "resumed", NULL);
-	if (engine_cmd_say(op, "resumed", NULL) != 0)
+	if (engine_cmd_say(op, "resumed", NULL) != 0 ||
+	    engine_plan_end(op) != 0)
 		return -1;
 	op->by = "patient";
 	snprintf(q, sizeof q, "%s", op->pt.ask_q);

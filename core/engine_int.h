@@ -155,6 +155,7 @@ char	*engine_utf8_clean(const char *s, size_t max);
 int	engine_say(struct engine_op *op, const char *key, const char *params);
 const char *engine_text(struct engine_op *op, const char *key);
 int	engine_schedule_session(struct engine_op *op, int64_t due);
+int	engine_plan_end(struct engine_op *op);
 int	engine_job(struct engine_op *op, const char *kind, const char *arg,
 	    int64_t due);
 int	engine_session_job(struct engine_op *op, const char *kind,

@@ -203,6 +203,10 @@ engine_upgrade(struct engine_op *op, void *arg)
 	if (rc != 0)
 		return rc;
 	op->en.version = op->p->version;
+	/* The new version's course may be longer or shorter. */
+	if (strcmp(op->en.status, ENROL_ACTIVE) == 0 &&
+	    engine_plan_end(op) != 0)
+		return -1;
 	data = cJSON_CreateObject();
 	cJSON_AddStringToObject(data, "protocol", op->p->id);
 	cJSON_AddNumberToObject(data, "from", from);

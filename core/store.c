@@ -155,6 +155,12 @@ static const char *store_sql_text[SQL_COUNT] = {
 	    " AND kind = ?2 AND arg = ?3 AND status = 'pending' LIMIT 1",
 	[SQL_JOB_RETRY] = "UPDATE jobs SET status = 'pending', due_at = ?2,"
 	    " error = NULL, closed_at = 0 WHERE id = ?1",
+	[SQL_JOB_END_MISSING] = "INSERT INTO jobs (patient_id, enrolment_id,"
+	    " kind, due_at) SELECT e.patient_id, e.id, 'end', ?2"
+	    " FROM enrolments AS e WHERE e.protocol = ?1"
+	    " AND e.status = 'active' AND NOT EXISTS (SELECT 1 FROM jobs"
+	    " WHERE enrolment_id = e.id AND kind = 'end'"
+	    " AND status = 'pending')",
 	[SQL_EVENT_INSERT] = "INSERT INTO events (patient_id, enrolment_id, t,"
 	    " kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[SQL_PVERSION_GET] = "SELECT source, path FROM protocol_versions"

@@ -271,6 +271,11 @@ int	store_job_count(struct store *s, int64_t *n);
  * "superseded" instead. Call it in a transaction. */
 int	store_job_retry_failed(struct store *s, const char *protocol,
 	    int64_t now, int64_t *n);
+/* Gives every active course on `protocol` that has no pending "end" job
+ * one, due at `now` (courses begun before daemons planned them); *n gets
+ * how many. The job plans itself again for the course's real end. */
+int	store_job_end_missing(struct store *s, const char *protocol,
+	    int64_t now, int64_t *n);
 
 /* Events: the audit trail (kind plus a JSON object of details). */
 int	store_event_insert(struct store *s, int64_t patient_id,

@@ -479,3 +479,20 @@ store_job_retry_failed(struct store *s, const char *protocol, int64_t now,
 	free(j);
 	return rc;
 }
+
+int
+store_job_end_missing(struct store *s, const char *protocol, int64_t now,
+    int64_t *n)
+{
+	sqlite3_stmt	*st = store_stmt(s, SQL_JOB_END_MISSING);
+
+	*n = 0;
+	if (st == NULL)
+		return -1;
+	store_bind_text(st, 1, protocol);
+	sqlite3_bind_int64(st, 2, now);
+	if (store_exec(s, st, "job_end_missing") != 0)
+		return -1;
+	*n = sqlite3_changes64(s->db);
+	return 0;
+}

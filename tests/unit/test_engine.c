@@ -270,8 +270,12 @@ test_enrol(void)
 	CHECK_INT(j.due_at, T0 + DAY - 30 * 60);
 	CHECK_INT(engine_next_due(w.e, &due), 0);
 	CHECK_INT(due, j.due_at);
+	/* And the course's end: a day after its two weeks. */
+	CHECK_INT(store_job_pending(w.st, en.id, "end", &j), 0);
+	CHECK_INT(j.due_at, T0 + 15 * DAY);
 	CHECK_INT(store_job_count(w.st, &n), 0);
-	CHECK_INT(n, 1);
+	CHECK_INT(n, 2);
+	CHECK_INT(store_job_pending(w.st, en.id, "session", &j), 0);
 	store_enrolment_clear(&en);
 
 	/* Nothing due yet; then the session. */
@@ -284,9 +288,9 @@ test_enrol(void)
 		CHECK(strstr(s.body[0], "1. Apply oil.") != NULL);
 		CHECK(strstr(s.body[0], "2. Glide lightly.") != NULL);
 	}
-	/* A "missed" job waits for /done. */
+	/* A "missed" job waits for /done (and the end for its day). */
 	CHECK_INT(store_job_count(w.st, &n), 0);
-	CHECK_INT(n, 1);
+	CHECK_INT(n, 2);
 	CHECK_INT(engine_stats(w.e)->jobs, 1);
 	CHECK_INT(engine_stats(w.e)->inbound, 7);
 	CHECK(engine_stats(w.e)->events >= 2);
@@ -678,12 +682,12 @@ test_restart(void)
 	j.due_at = T0;
 	CHECK_INT(store_job_insert(w.st, &j), 0);
 	CHECK_INT(store_job_count(w.st, &n), 0);
-	CHECK_INT(n, 7);
+	CHECK_INT(n, 10);	/* and each course's end */
 	world_close(&w);	/* "crash": the daemon stops before any ran */
 
-	CHECK_INT(raw_int(path, "SELECT count(*) FROM jobs"), 6);
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM jobs"), 9);
 	CHECK_INT(raw_int(path, "SELECT count(*) FROM jobs"
-	    " WHERE status = 'pending'"), 6);
+	    " WHERE status = 'pending'"), 9);
 
 	/* Back up two days later: everything overdue runs once. */
 	now = T0 + 2 * DAY;
@@ -997,6 +1001,102 @@ test_orphan_job(void)
 	world_close(&w);
 }
 
+/*
+ * A protocol that stops planning still has its course end. This one asks a
+ * check-in a day after each session and plans nothing else; the patient
+ * never answers. The course ends a day after its two weeks, by its "end"
+ * job. A course begun before daemons planned that job gets one at the next
+ * start, due then, which plans itself again for the course's real end.
+ */
+static const char *stall_text =
+    "return {\n"
+    "  id = \"mini\", version = 1, title = \"Stall\",\n"
+    "  course = { weeks = 2 },\n"
+    "  interval = { min_hours = 48, target_hours = 60 },\n"
+    "  pressure = { levels = { \"light\" } },\n"
+    "  questionnaires = { checkin = {\n"
+    "    { id = \"soreness\", type = \"integer\", min = 0, max = 10,"
+    " text = \"Soreness 0-10?\" } } },\n"
+    "  steps = { \"Apply oil.\" },\n"
+    "  on = { session_done = function(ctx, ev)\n"
+    "    ctx.ask(\"checkin\", { hours = 24 })\n"
+    "  end },\n"
+    "}\n";
+
+static void
+test_course_end(void)
+{
+	struct world		 w;
+	struct sent		 s = { 0 };
+	struct store_enrolment	 en;
+	struct store_job	 j;
+	char			 path[192], stall[192];
+	int64_t			 n, end = T0 + 15 * DAY, now;
+
+	clock_init(CLOCK_MANUAL, T0);
+	db_path(path, sizeof path, "end.db");
+	db_path(stall, sizeof stall, "stall.lua");
+	test_write_file(stall, stall_text);
+	if (world_open_with(&w, path, stall) != 0)
+		return;
+	enrol(&w, "1", T0);
+	enrol(&w, "2", T0);
+	/* Session 1 at 18:00, done; its check-in a day later, unanswered. */
+	CHECK_INT(engine_run_due(w.e, T0 + 10 * HOUR), 2);
+	CHECK_INT(say(&w, "1", "/done", T0 + 11 * HOUR), 0);
+	CHECK_INT(engine_run_due(w.e, T0 + 35 * HOUR), 2);	/* 2: missed */
+	CHECK_INT(drain(&w, T0 + 35 * HOUR, &s), 4);
+	CHECK(sent_has(&s, "Soreness 0-10?"));
+	/* Patient 1 has nothing planned but the end. */
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM jobs WHERE"
+	    " enrolment_id = 1 AND status = 'pending'"), 1);
+	CHECK_INT(store_enrolment_current(w.st, 1, &en), 0);
+	CHECK_INT(store_job_pending(w.st, en.id, "end", &j), 0);
+	CHECK_INT(j.due_at, end);
+	store_enrolment_clear(&en);
+	world_close(&w);
+
+	/* Patient 2's course as an older daemon left it: no end job. */
+	CHECK_INT(raw_exec(path, "DELETE FROM jobs WHERE enrolment_id = 2"
+	    " AND kind = 'end'"), 0);
+	now = T0 + 2 * DAY;
+	clock_init(CLOCK_MANUAL, now);
+	if (world_open_with(&w, path, stall) != 0)
+		return;
+	CHECK_INT(store_enrolment_current(w.st, 2, &en), 0);
+	CHECK_INT(store_job_pending(w.st, en.id, "end", &j), 0);
+	CHECK_INT(j.due_at, now);
+	CHECK_INT(engine_run_due(w.e, now), 1);
+	CHECK_INT(store_job_pending(w.st, en.id, "end", &j), 0);
+	CHECK_INT(j.due_at, end);
+	store_enrolment_clear(&en);
+	/* A restart plans no second one. */
+	world_close(&w);
+	if (world_open_with(&w, path, stall) != 0)
+		return;
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM jobs WHERE"
+	    " kind = 'end' AND status = 'pending'"), 2);
+
+	/* Both courses end on the day, and are told so. (Patient 2 was
+	 * reminded meanwhile: the engine plans again after a missed one.) */
+	CHECK(engine_run_due(w.e, end - 1) > 0);
+	drain(&w, end - 1, &s);
+	CHECK_INT(raw_int(path, "SELECT count(*) FROM enrolments"
+	    " WHERE status = 'active'"), 2);
+	CHECK_INT(engine_run_due(w.e, end), 2);
+	CHECK_INT(drain(&w, end, &s), 2);
+	CHECK(sent_has(&s, "Your course is complete"));
+	CHECK_INT(store_enrolment_current(w.st, 1, &en), 0);
+	CHECK_STR(en.status, ENROL_FINISHED);
+	store_enrolment_clear(&en);
+	CHECK_INT(store_job_count(w.st, &n), 0);
+	CHECK_INT(n, 0);
+	sent_clear(&s);
+	world_close(&w);
+	db_unlink(path);
+	unlink(stall);
+}
+
 static void
 test_commands_without_patient(void)
 {
@@ -1050,6 +1150,7 @@ main(void)
 	TEST(test_stop_without_protocol);
 	TEST(test_progress_days);
 	TEST(test_orphan_job);
+	TEST(test_course_end);
 	TEST(test_commands_without_patient);
 	rc = TEST_END();
 	config_free(&cfg);
