@@ -37,8 +37,15 @@ local P = {
   bruising_ok = 1,             -- bruising grade above this: one level lighter
   bruising_tell_after = 2,     -- sessions with bruising before the clinician
                                -- is told
-  bruise_tell_days = 7,        -- a bruise still there after this many days:
-                               -- tell the clinician
+  bruising_hold = 3,           -- bruising grade at or above this (a bigger or
+                               -- spreading bruise): pause and alert
+  bruise_hold_days = 7,        -- a bruise still there this many days after it
+                               -- was first reported: pause and alert
+  wait_tell_days = 7,          -- the next session held back this long for
+                               -- soreness, redness or a bruise: tell the
+                               -- clinician
+  silent_tell_days = 3,        -- a check-in still unanswered this long after
+                               -- the next session came due: tell the clinician
   tolerated_to_step_up = 2,    -- well-tolerated sessions in a row before the
                                -- pressure goes up one level
   max_pressure = "moderate",   -- never above this level
@@ -59,8 +66,14 @@ return iastm.protocol{
   -- Version 3: a patient back from a pause taken before the screening was
   -- finished is asked the screening again, not sent a session. Patients
   -- on 1 and 2 move to it.
-  version = 3,
-  upgrade = { from = { 1, 2 } },
+  -- Version 4: the next session also waits for a bruise to fade; a bigger
+  -- or spreading bruise, or one that lasts a week, pauses the plan; a week
+  -- of waiting, or three days of an unanswered check-in (asked again
+  -- daily), is told to the clinician; a patient who writes between
+  -- check-ins is asked about the red flags; a hold the clinician lifts
+  -- lets the next session come. Patients on 1 to 3 move to it.
+  version = 4,
+  upgrade = { from = { 1, 2, 3 } },
   title = "Home IASTM (muscle scraping)",
   params = P,
 

@@ -10,8 +10,8 @@
 --   * the tracked pain is the heel pain of the first steps in the morning,
 --     the typical sign of plantar fasciitis (screening baseline and check-in);
 --   * a possible blood clot in the calf is asked about on its own, at
---     screening (absolute contraindication) and at every check-in (pause,
---     alert, and an urgent "see a doctor today" message);
+--     screening (absolute contraindication) and at every check-in (pause and
+--     alert), each time with an urgent "see a doctor today" message;
 --   * three sessions a week (gaps of 2, 2 and 3 days) instead of 2-3;
 --   * 30 seconds per tender spot, as this clinic's physiotherapists teach;
 --   * session steps for the sole of the foot and the calf;
@@ -47,8 +47,15 @@ local P = {
   bruising_ok = 1,             -- bruising grade above this: one level lighter
   bruising_tell_after = 2,     -- sessions with bruising before the clinician
                                -- is told
-  bruise_tell_days = 7,        -- a bruise still there after this many days:
-                               -- tell the clinician
+  bruising_hold = 3,           -- bruising grade at or above this (a bigger or
+                               -- spreading bruise): pause and alert
+  bruise_hold_days = 7,        -- a bruise still there this many days after it
+                               -- was first reported: pause and alert
+  wait_tell_days = 7,          -- the next session held back this long for
+                               -- soreness, redness or a bruise: tell the
+                               -- clinician
+  silent_tell_days = 3,        -- a check-in still unanswered this long after
+                               -- the next session came due: tell the clinician
   tolerated_to_step_up = 2,    -- well-tolerated sessions in a row before the
                                -- pressure goes up one level
   max_pressure = "moderate",   -- never above this level
@@ -75,7 +82,8 @@ local ABSOLUTE = iastm.list(iastm.ABSOLUTE, {
   fresh_injury = { text = "Have you injured your foot or calf recently, or is there a bruise on it right now?" },
 })
 ABSOLUTE[#ABSOLUTE + 1] = { id = "calf_now", label = "swollen, warm, red calf (possible thrombosis)",
-  text = "Is either of your calves swollen, warm and red right now, or painful to touch?" }
+  text = "Is either of your calves swollen, warm and red right now?",
+  say = "calf_urgent" }       -- the urgent advice, besides the refusal
 
 -- CHANGED: wording for feet (diabetic feet bruise and heal poorly).
 local RELATIVE = iastm.list(iastm.RELATIVE, {
@@ -83,8 +91,10 @@ local RELATIVE = iastm.list(iastm.RELATIVE, {
 })
 
 -- CHANGED: the calf has its own check-in question (calf below), so it
--- leaves the red-flag list.
+-- leaves the red-flag list; a patient who writes between check-ins picks
+-- from the whole list, where the calf also brings the urgent advice.
 local RED_FLAGS = iastm.list(iastm.RED_FLAGS, { calf = false })
+local CONCERNS = iastm.list(iastm.RED_FLAGS, { calf = { say = "calf_urgent" } })
 
 return iastm.protocol{
   id = "plantar_fasciitis",             -- CHANGED: every protocol needs its own id
@@ -92,8 +102,14 @@ return iastm.protocol{
   -- Version 3: a patient back from a pause taken before the screening was
   -- finished is asked the screening again, not sent a session. Patients
   -- on 1 and 2 move to it.
-  version = 3,
-  upgrade = { from = { 1, 2 } },
+  -- Version 4: the next session also waits for a bruise to fade; a bigger
+  -- or spreading bruise, or one that lasts a week, pauses the plan; a week
+  -- of waiting, or three days of an unanswered check-in (asked again
+  -- daily), is told to the clinician; a patient who writes between
+  -- check-ins is asked about the red flags; a hold the clinician lifts
+  -- lets the next session come. Patients on 1 to 3 move to it.
+  version = 4,
+  upgrade = { from = { 1, 2, 3 } },
   title = "Plantar fasciitis: home scraping for the foot and calf",
   params = P,
   next_gap = next_gap,
@@ -101,13 +117,14 @@ return iastm.protocol{
   absolute = ABSOLUTE,
   relative = RELATIVE,
   red_flags = RED_FLAGS,
+  concerns = CONCERNS,
   -- CHANGED: first-step pain in the morning is the pain tracked.
   screening_pain = "Last question: think of your first steps out of bed this morning. How bad was the heel pain, from 0 (none) to 10 (the worst you can imagine)?",
   checkin_pain = "How bad was the heel pain with your first steps this morning, from 0 (none) to 10 (the worst you can imagine)?",
   -- CHANGED: the thrombosis warning sign, asked every time.
   checkin_extra = {
     { id = "calf", type = "yesno", clear = false,
-      text = "Is either calf swollen, warm and red, or painful to touch?" },
+      text = "Is either calf swollen, warm and red? (Some soreness after scraping the calf is normal.)" },
   },
 
   -- CHANGED: a swollen, warm, red calf may be a clot: the patient is told to

@@ -640,6 +640,59 @@ def test_stop_and_erase_cancelled(r, tmp):
     check_stderr(r, p)
 
 
+def test_home_concern_hold_and_silence(r, tmp):
+    """iastm_home: free text between check-ins asks about the red flags; a
+    red flag holds the plan; once the clinician lifts the hold the next
+    session comes (not another check-in); a check-in left unanswered is
+    asked again daily, the clinician hears of it after three days, and the
+    course still ends on time."""
+    p, out = home(r, tmp)
+    out = answer_screening(p, out, None)
+    r.contains(p.say("/today"), NEXT, "first session planned")
+    out = p.say("thanks, all good")
+    q = last_question(out)
+    r.check(q is not None and q["kind"] == "choice" and
+            q["options"][0].startswith("None"), "free text: red flags asked",
+            out)
+    r.contains(p.say("1"), r"^bot> Thanks\. If you have a question",
+               "none of them: where to ask")
+    out, _ = p.wait()
+    r.contains(out, REMINDER, "session 1")
+    p.say("1")
+    out, _ = p.wait()
+    out = answer_checkin(r, p, out, dict(soreness=1, bruising=0,
+                                         redness="no", pain=3, flags="3"))
+    r.contains(out, r"^\[to the clinician\] .*Numbness", "red flag told")
+    r.contains(out, r"^bot> I've put your plan on hold.*contact your clinic",
+               "the patient is told to contact the clinic")
+    r.contains(p.say("my leg is numb"), r"^bot> I can't read messages like "
+               r"this one.*contact your clinic", "free text on hold")
+    p.say("/clinic clear")
+    r.contains(p.say("/today"), NEXT, "planned once the hold is lifted")
+    out, _ = p.wait()
+    m = r.contains(out, REMINDER, "the next session comes after the clear")
+    r.check(m is not None and m.group(1) == "2", "session 2", out)
+    p.say("1")
+    out, _ = p.wait()
+    r.contains(out, r"^bot> .*\bsore\b", "check-in after session 2")
+    told = []
+    for _ in range(8):
+        out, t = p.wait()
+        r.lacks(out, REMINDER, "no session while the check-in is unanswered")
+        told += [l for l in out if l.startswith("[to the clinician]")]
+        if told:
+            break
+    r.check(len(told) == 1 and "unanswered for 3 days" in told[0],
+            "the clinician hears of the silence", told)
+    out, _ = p.wait("40d")
+    r.contains(out, r"^bot> Your course has ended", "the course ends on time")
+    r.contains(p.say("/progress"), r"^bot> Day 42 of 42\. .*Status: finished",
+               "/progress after the end")
+    p.send("/quit")
+    r.eq(p.finish(), 0, "exit 0")
+    check_stderr(r, p)
+
+
 def parse_messages(lines):
     """Splits console output into messages: dicts with the text (all its
     lines), its numbered options and its range."""
@@ -739,4 +792,5 @@ if __name__ == "__main__":
         test_pause_during_screening,
         test_resume_before_screening_done,
         test_stop_and_erase_cancelled,
+        test_home_concern_hold_and_silence,
     ]))

@@ -214,16 +214,62 @@ def test_soreness_past_48h_lowers_pressure_and_adds_rest_day():
 
 def test_bruising_two_steps_down_and_twice_tells_clinician():
     sim = Sim(HOME, "screening: pain=4\npain=3\npain=3\n"
-              "bruising=2 pain=3\npain=3\nbruising=3 pain=3\npain=3\n")
+              "bruising=2 pain=3\npain=3\npain=3\nbruising=2 pain=3\npain=3\n")
     changes = [(c["from"], c["to"]) for c in sim.of("pressure_changed")]
     assert changes == [("light", "moderate"), ("moderate", "light")], changes
     rem = sim.reminders()
     assert rem[3]["pressure"] == "light" and rem[2]["pressure"] == "moderate"
+    # Each bruise holds the next session back until it has faded.
+    posts = sim.of("postponed")
+    assert [p["reason"] for p in posts] == ["bruise", "bruise"], posts
+    assert ts(rem[3]["t"]) > ts(posts[0]["until"])
+    assert sim.messages("wait_bruise")
     esc = sim.one("escalation")
     assert "bruising" in esc["reason"], esc
     assert ts(esc["t"]) > ts(rem[4]["t"])   # after the second bruise only
     assert not sim.of("paused")
     assert all(r["pressure"] == "light" for r in rem[3:])  # stays lighter
+
+
+def test_spreading_bruise_pauses():
+    # Grade 3 is "a bigger bruise, or one that is spreading": a red flag.
+    sim = Sim(HOME, "screening: pain=4\nbruising=3 pain=3\n")
+    esc = sim.one("escalation")
+    assert "spreading bruise (grade 3)" in esc["reason"], esc
+    assert_halted(sim, sim.one("paused")["t"])
+
+
+def test_lasting_bruise_pauses_after_a_week():
+    sim = Sim(HOME, "screening: pain=4\nbruising=2 pain=3\n", days=30)
+    posts = sim.of("postponed")
+    assert posts and all(p["reason"] == "bruise" for p in posts), posts
+    paused = sim.one("paused")
+    first = ts(posts[0]["t"])
+    assert ts(paused["t"]) - first == timedelta(days=7), (first, paused)
+    esc = [e for e in sim.of("escalation") if "still there" in e["reason"]]
+    assert len(esc) == 1 and esc[0]["t"] == paused["t"], esc
+    assert len(sim.reminders()) == 1        # no session over the bruise
+    assert_halted(sim, paused["t"])
+
+
+def test_lasting_soreness_tells_clinician_and_the_course_still_ends():
+    # Soreness that never clears: asked again daily, the pressure kept
+    # light (nothing lighter is promised), the clinician told after a week,
+    # and the course ends on time instead of asking for ever.
+    sim = Sim(HOME, "screening: pain=4\nsoreness=3 pain=3\n", days=60)
+    esc = sim.one("escalation")
+    assert "held back for 7 days: soreness after session 1" in esc["reason"], esc
+    posts = sim.of("postponed")
+    assert ts(esc["t"]) - ts(posts[0]["t"]) == timedelta(days=7), esc
+    assert sim.messages("soreness_rest")
+    assert not sim.messages("soreness_lighter")
+    assert not sim.of("pressure_changed")
+    fin = sim.one("course_finished")
+    assert fin["reason"] == "course_complete", fin
+    assert ts(fin["t"]) - sim.start <= timedelta(days=44), fin
+    assert not [p for p in posts if ts(p["t"]) > ts(fin["t"])]
+    assert not [e for e in sim.of("checkin_request")
+                if ts(e["t"]) > ts(fin["t"])]
 
 
 def test_pain_8_pauses_and_escalates():
@@ -346,6 +392,11 @@ def test_plantar_screening_calf_refuses():
     sim = Sim(PLANTAR, "screening: calf_now=yes pain=5\n")
     assert sim.one("course_finished")["reason"] == "contraindicated"
     assert not sim.reminders()
+    # A possible clot is urgent: refused at home, and told to see a doctor.
+    assert sim.messages("screen_refused") and sim.messages("calf_urgent")
+    # Another refusal gets no clot warning.
+    sim = Sim(PLANTAR, "screening: fracture=yes pain=5\n")
+    assert sim.messages("screen_refused") and not sim.messages("calf_urgent")
 
 
 def test_plantar_pain_free_finishes():

@@ -11,9 +11,13 @@
 --     sessions, and never beyond moderate;
 --   * at least 48 hours between sessions, aiming at 2-3 sessions a week;
 --   * a check-in about 24 hours after each session; the next session waits
---     while the area is still sore or red;
+--     while the area is still sore, red or bruised, and while the check-in
+--     is unanswered (asked again each day); the clinician hears when either
+--     lasts a week, or three days without an answer;
 --   * lighter pressure when soreness lasts or bruising appears; a pause and
---     an alert to the clinician for severe or rising pain or any red flag;
+--     an alert to the clinician for severe or rising pain, any red flag
+--     (also one the patient reports between check-ins), or a bruise that is
+--     spreading or lasts a week;
 --   * the course ends after 6 weeks, or once the pain has been 0 twice in a
 --     row.
 --
@@ -27,6 +31,8 @@
 --   checkin_pain    the check-in's pain question
 --   checkin_extra   questions asked after it, before the red flags
 --   red_flags       the red-flag options, "none" first (M.RED_FLAGS)
+--   concerns        the options offered when the patient writes between
+--                   check-ins, "none" first (default red_flags)
 --   messages        texts that replace or add to M.MESSAGES
 --   next_gap        function(n): hours from session n to the next
 --                   (default params.target_hours)
@@ -54,7 +60,8 @@ end
 -- `label` is the short wording used in the alert to the clinician.
 -- ---------------------------------------------------------------------------
 
--- Absolute contraindications: any "yes" means no home treatment.
+-- Absolute contraindications: any "yes" means no home treatment. An entry
+-- may name a message (`say`) sent as well when it is answered "yes".
 M.ABSOLUTE = {
   { id = "wound", label = "open wound or incision < 12 weeks at the site",
     text = "Is there an open or unhealed wound at the area to be treated, or an operation scar there that is less than 12 weeks old?" },
@@ -104,7 +111,8 @@ M.SCREENING_PAIN = "Last question: how strong is the pain you're being treated f
 -- The check-in's pain question.
 M.CHECKIN_PAIN = "How strong is the pain you're being treated for today, from 0 (none) to 10 (the worst you can imagine)?"
 
--- Red flags during the course: any answer but "none" pauses the plan.
+-- Red flags during the course: any answer but "none" pauses the plan. An
+-- entry may name a message (`say`) sent before the hold's own.
 M.RED_FLAGS = {
   { id = "none", text = "None of these" },
   { id = "sharp_pain", text = "Sharp, shooting or quickly worsening pain" },
@@ -127,13 +135,17 @@ M.MESSAGES = {
 
   wait_soreness = "Let's give the area a little more time to settle before the next session. I'll check in with you again tomorrow.",
   wait_redness = "Let's wait until the redness has faded before the next session. I'll check in with you again tomorrow.",
+  wait_bruise = "Let's wait until the bruise has faded before the next session. I'll check in with you again tomorrow.",
   soreness_lighter = "The soreness is lasting a while, so next time we'll go one step lighter and add an extra rest day. I'll check in again tomorrow.",
+  soreness_rest = "The soreness is lasting a while, so we'll add an extra rest day before the next session, and keep the pressure light. I'll check in again tomorrow.",
+  concern_none = "Thanks. If you have a question about your treatment, please ask your clinic directly. Send /help to see what I can do.",
+  concern_not_active = "I can't read messages like this one, and your clinic doesn't see them here. If something is wrong with the treated area, please contact your clinic, or get medical help if it's urgent.",
   bruising_lighter = "Thanks for telling me about the bruise. Next time, please press more gently: firmer isn't better, it only makes recovery slower.",
   pain_free = "That's great news: no pain two check-ins in a row! We'll stop the sessions here.",
 
   -- Engine texts these protocols word differently (they override
   -- scripts/lang/en.lua for patients on them).
-  paused_hold = "I've put your plan on hold and let your clinician know. Please don't do any scraping until they've been in touch. If you feel unwell or it gets worse, contact your clinic, or get medical help if it's urgent.",
+  paused_hold = "I've put your plan on hold and let your clinician know. Please stop the scraping for now and contact your clinic. If you feel unwell or it gets worse, get medical help; if it's urgent, call emergency services.",
   course_finished = "Your course has ended and there will be no more reminders. Thank you for taking part! Your clinic can see how it went.",
 }
 
@@ -177,9 +189,14 @@ end
 --   bruised         last session with bruising >= 2 counted
 --   bruise_count    sessions with bruising >= 2
 --   bruise_since    when the current bruise was first reported (seconds)
---   bruise_told     the clinician was told about a lasting bruise
 --   pain_free       check-ins in a row with pain 0
 --   last_pain       pain at the last check-in
+--   waiting_since   when the current wait for soreness, redness or a
+--                   bruise to go began (seconds)
+--   waiting_told    the clinician was told about a lasting wait
+--   silent_since    when a session was first held back for want of its
+--                   check-in answer (seconds)
+--   silent_told     the clinician was told the check-in goes unanswered
 -- ---------------------------------------------------------------------------
 
 -- Pause the plan and alert the clinician; the engine tells the patient to
@@ -189,14 +206,37 @@ function M.hold(ctx, reason)
   ctx.pause{ reason = reason }
 end
 
--- One level lighter, at most once per cause; remembers that the pressure
+-- One level lighter than `level` (the level as this handler has left it),
+-- unless it is the lightest; the level after. Remembers that the pressure
 -- went down so it does not creep back up by itself.
-local function lighter(ctx)
-  if ctx.level > 1 then
-    ctx.step_pressure(-1)
-  end
+local function lighter(ctx, level)
   ctx.state.stepped_down = true
   ctx.state.tolerated = 0
+  if level > 1 then
+    ctx.step_pressure(-1)
+    return level - 1
+  end
+  return level
+end
+
+-- Numbers protocols written before these rules existed may lack.
+M.DEFAULTS = {
+  bruising_hold = 3,      -- bruising grade at or above this (a bigger or
+                          -- spreading bruise): pause and alert
+  bruise_hold_days = 7,   -- a bruise still there this many days after it
+                          -- was first reported: pause and alert
+  wait_tell_days = 7,     -- the next session held back this long for
+                          -- soreness, redness or a bruise: tell the clinician
+  silent_tell_days = 3,   -- a check-in unanswered this long after its
+                          -- session came due: tell the clinician
+}
+
+-- The entry of `list` with id `id`.
+local function find(list, id)
+  for _, f in ipairs(list) do
+    if f.id == id then return f end
+  end
+  return { id = id, text = id }
 end
 
 local hold = M.hold
@@ -206,9 +246,13 @@ local hold = M.hold
 -- ---------------------------------------------------------------------------
 function M.protocol(spec)
   local P = spec.params
+  for k, v in pairs(M.DEFAULTS) do
+    if P[k] == nil then P[k] = v end
+  end
   local absolute = spec.absolute or M.ABSOLUTE
   local relative = spec.relative or M.RELATIVE
   local red_flags = spec.red_flags or M.RED_FLAGS
+  local concerns = spec.concerns or red_flags
   local next_gap = spec.next_gap or function(n) return P.target_hours end
 
   -- The screening questionnaire: the yes/no questions, then the baseline
@@ -240,15 +284,23 @@ function M.protocol(spec)
   checkin[#checkin + 1] = { id = "red_flags", type = "choice", options = red_flags, clear = "none",
     text = "Have you noticed any of these since your last session? Pick the number that fits best." }
 
+  -- Asked when the patient writes between check-ins: the bot can't read
+  -- free text and the clinic doesn't see it here, so a patient writing
+  -- about a problem must not go unheard until the next check-in.
+  local concern = {
+    { id = "concern", type = "choice", options = concerns, clear = "none",
+      text = "Thanks for your message. I can't read messages like this one, and your clinic doesn't see them here. Is it about any of these? Pick the number that fits best." },
+  }
+
   local messages = {}
   for k, v in pairs(M.MESSAGES) do messages[k] = v end
   for k, v in pairs(spec.messages or {}) do messages[k] = v end
 
-  local function flag_text(id)
-    for _, f in ipairs(red_flags) do
-      if f.id == id then return f.text end
-    end
-    return id
+  -- A red flag: its own message if it has one, then the hold.
+  local function red_flag(ctx, list, id, when)
+    local f = find(list, id)
+    if f.say then ctx.say(f.say) end
+    hold(ctx, "red flag" .. when .. ": " .. f.text)
   end
 
   -- The screening answers.
@@ -259,6 +311,9 @@ function M.protocol(spec)
     local refused = yes_labels(absolute, a)
     if #refused > 0 then
       ctx.say("screen_refused")
+      for _, q in ipairs(absolute) do
+        if a[q.id] == true and q.say then ctx.say(q.say) end
+      end
       ctx.escalate{ reason = "screening: home treatment refused: " .. table.concat(refused, "; ") }
       ctx.finish{ reason = "contraindicated" }
       return
@@ -288,6 +343,7 @@ function M.protocol(spec)
   local function on_checkin(ctx, a)
     local s = ctx.state
     s.last_pain = a.pain
+    s.silent_since, s.silent_told = nil, nil
 
     -- 0. The protocol's own first check (plantar_fasciitis.lua: the calf).
     if spec.check_first ~= nil and spec.check_first(ctx, a) then
@@ -296,7 +352,7 @@ function M.protocol(spec)
 
     -- 1. Red flags and pain: stop at once.
     if a.red_flags ~= "none" then
-      hold(ctx, "red flag: " .. flag_text(a.red_flags))
+      red_flag(ctx, red_flags, a.red_flags, "")
       return
     end
     if a.pain >= P.pain_pause then
@@ -327,46 +383,62 @@ function M.protocol(spec)
     s.checked = ctx.sessions_done
     local tolerated = a.soreness <= P.soreness_ok and a.bruising <= P.bruising_ok
 
-    -- 3. Bruising: one level lighter; repeated or lasting bruising is for the
-    -- clinician to hear about.
-    if a.bruising > P.bruising_ok then
+    -- 3. Bruising: one level lighter, and repeated bruising is for the
+    -- clinician to hear about. A bigger or spreading bruise, or one that
+    -- lasts, is a red flag.
+    local level = ctx.level
+    local bruised = a.bruising > P.bruising_ok
+    if bruised then
+      s.bruise_since = s.bruise_since or ctx.now
+      if a.bruising >= P.bruising_hold then
+        hold(ctx, string.format("red flag: bigger or spreading bruise (grade %d) after session %d",
+          a.bruising, ctx.sessions_done))
+        return
+      end
+      if ctx.now - s.bruise_since >= P.bruise_hold_days * 86400 then
+        hold(ctx, string.format("red flag: bruise still there after %d days", P.bruise_hold_days))
+        return
+      end
       if s.bruised ~= ctx.sessions_done then
         s.bruised = ctx.sessions_done
         s.bruise_count = (s.bruise_count or 0) + 1
-        lighter(ctx)
+        level = lighter(ctx, level)
         ctx.say("bruising_lighter")
         if s.bruise_count == P.bruising_tell_after then
           ctx.escalate{ reason = string.format("bruising (grade %d) after %d sessions",
             a.bruising, s.bruise_count) }
         end
       end
-      s.bruise_since = s.bruise_since or ctx.now
-      if not s.bruise_told and ctx.now - s.bruise_since >= P.bruise_tell_days * 86400 then
-        s.bruise_told = true
-        ctx.escalate{ reason = string.format("bruise still there after %d days", P.bruise_tell_days) }
-      end
     else
       s.bruise_since = nil
     end
 
-    -- 4. Still sore or red: no session yet; ask again in a day. Soreness that
-    -- outlasts 48 hours means the pressure was too much.
+    -- 4. Still sore, red or bruised: no session yet; ask again in a day.
+    -- Soreness that outlasts 48 hours means the pressure was too much; a
+    -- wait that lasts a week is for the clinician to hear about.
     local sore = a.soreness > P.soreness_ok
-    if sore or a.redness then
+    if sore or a.redness or bruised then
+      local why = sore and "soreness" or (a.redness and "redness" or "bruise")
       s.tolerated = 0
+      s.waiting_since = s.waiting_since or ctx.now
+      if not s.waiting_told and ctx.now - s.waiting_since >= P.wait_tell_days * 86400 then
+        s.waiting_told = true
+        ctx.escalate{ reason = string.format("next session held back for %d days: %s after session %d",
+          P.wait_tell_days, why, ctx.sessions_done) }
+      end
       if sore and (ctx.hours_since_session or 0) >= P.soreness_step_down_hours
           and s.sore_stepped ~= ctx.sessions_done then
         s.sore_stepped = ctx.sessions_done
         s.rest_day = true
-        lighter(ctx)
-        ctx.say("soreness_lighter")
+        ctx.say(level > 1 and "soreness_lighter" or "soreness_rest")
+        level = lighter(ctx, level)
       else
-        ctx.say(sore and "wait_soreness" or "wait_redness")
+        ctx.say("wait_" .. why)
       end
-      ctx.postpone{ hours = P.recheck_hours, reason = sore and "soreness" or "redness",
-        ask = "checkin" }
+      ctx.postpone{ hours = P.recheck_hours, reason = why, ask = "checkin" }
       return
     end
+    s.waiting_since, s.waiting_told = nil, nil
 
     -- 5. Well tolerated twice in a row: one level firmer, up to the maximum,
     -- and never for patients cleared for light pressure only.
@@ -405,7 +477,7 @@ function M.protocol(spec)
     interval = { min_hours = 48, target_hours = P.target_hours, miss_after_hours = 24 },
     pressure = { levels = LEVELS, start = "light" },
 
-    questionnaires = { screening = screening, checkin = checkin },
+    questionnaires = { screening = screening, checkin = checkin, concern = concern },
     -- What the patient is guided through at each session (sent with the
     -- reminder, numbered); {name} is filled in from params.
     steps = spec.steps,
@@ -423,6 +495,23 @@ function M.protocol(spec)
           on_screening(ctx, ev.answers)
         elseif ev.questionnaire == "checkin" then
           on_checkin(ctx, ev.answers)
+        elseif ev.questionnaire == "concern" then
+          if ev.answers.concern == "none" then
+            ctx.say("concern_none")
+          else
+            red_flag(ctx, concerns, ev.answers.concern, " (between check-ins)")
+          end
+        end
+      end,
+
+      -- Free text that answers no question. While the plan runs, the
+      -- patient is asked whether it is about a red flag (`concern`); on a
+      -- pause or hold nothing can be asked, so they are told where to turn.
+      message = function(ctx, ev)
+        if ctx.status == "active" then
+          ctx.ask("concern")
+        else
+          ctx.say("concern_not_active")
         end
       end,
 
@@ -435,15 +524,26 @@ function M.protocol(spec)
       end,
 
       -- A session comes due: hold it back while the last check-in is still
-      -- unanswered (and ask again), so no session follows one whose effects
-      -- we don't know.
+      -- unanswered, so no session follows one whose effects we don't know.
+      -- The check-in is asked again now, and the session comes due again a
+      -- day later (asking again) until it is answered or the course ends;
+      -- the clinician hears when it goes unanswered for days.
       session_due = function(ctx, ev)
-        if ctx.sessions_done > 0 and (ctx.state.cleared or 0) < ctx.sessions_done then
-          ctx.postpone{ hours = P.recheck_hours, reason = "checkin_pending", ask = "checkin" }
+        local s = ctx.state
+        if ctx.sessions_done > 0 and (s.cleared or 0) < ctx.sessions_done then
+          s.silent_since = s.silent_since or ctx.now
+          if not s.silent_told and ctx.now - s.silent_since >= P.silent_tell_days * 86400 then
+            s.silent_told = true
+            ctx.escalate{ reason = string.format("check-in after session %d unanswered for %d days",
+              ctx.sessions_done, P.silent_tell_days) }
+          end
+          ctx.ask("checkin")
+          ctx.postpone{ hours = P.recheck_hours, reason = "checkin_pending" }
         end
       end,
 
-      -- Skipped or missed: try again tomorrow at the reminder time.
+      -- Skipped or missed: try again at the first reminder time at least 12
+      -- hours away (for a missed session, the day after it was missed).
       session_skipped = function(ctx, ev)
         ctx.schedule{ hours = 12 }
       end,
@@ -465,6 +565,11 @@ function M.protocol(spec)
           if s.last_pain and s.baseline and s.last_pain > s.baseline then
             s.baseline = s.last_pain
           end
+          -- They have seen how the last session went: the next one needs
+          -- no check-in answer first, and the waits start afresh.
+          s.cleared = ctx.sessions_done
+          s.bruise_since, s.waiting_since, s.waiting_told = nil, nil, nil
+          s.silent_since, s.silent_told = nil, nil
           if s.light_only then
             ctx.set_pressure(LEVELS[1])
           end
