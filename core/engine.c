@@ -177,6 +177,9 @@ engine_retry_failed(struct engine *e, const char *id, int64_t now)
 		store_rollback(e->st);
 		return 0;
 	}
+	if (ends > 0)
+		log_info("event=course_ends_planned protocol=%s count=%lld", id,
+		    (long long)ends);
 	return n;
 }
 
